@@ -1,0 +1,49 @@
+# modelbus — the two commands a newcomer needs: `make run` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+UV := $(PYTHON) -m uv
+export UV_PYTHON_DOWNLOADS := never
+
+.PHONY: help install run run-quiet test test-unit test-e2e test-faults bench schemas lint clean
+
+help:
+	@echo "make run        start broker, Redis, simulator and all services, with sample traffic"
+	@echo "make run-quiet  the same without sample traffic"
+	@echo "make test       every test but the fault scenarios (unit, contract, end-to-end)"
+	@echo "make test-faults the fault-injection suite alone, with its ledger table"
+	@echo "make bench      every benchmark; figures to stdout, JSON and PNG to bench/results"
+	@echo "make schemas    regenerate schemas/json from the event models"
+
+install:
+	@$(UV) --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet uv
+	$(UV) sync --frozen --quiet
+
+run: install
+	$(UV) run modelbus run
+
+run-quiet: install
+	$(UV) run modelbus run --no-demo
+
+test: install
+	$(UV) run pytest --ignore=tests/faults
+
+test-unit: install
+	$(UV) run pytest -m "not e2e"
+
+test-e2e: install
+	$(UV) run pytest -m e2e
+
+test-faults: install
+	$(UV) run pytest -m faults
+
+bench: install
+	$(UV) run python bench/run_all.py
+
+schemas: install
+	$(UV) run python -m modelbus_schemas.jsonschema
+
+lint: install
+	$(UV) run ruff check .
+
+clean:
+	rm -rf .modelbus .pytest_cache
