@@ -1,0 +1,46 @@
+"""Topic names, defined once for every service, test and manifest.
+
+Every event of one request is keyed by its request id, so all of them stay ordered on
+one partition of each topic. Every source topic has a dead-letter twin, ``<topic>.dlq``.
+"""
+
+from __future__ import annotations
+
+REQUESTS = "modelbus.requests.v1"
+RESULTS = "modelbus.results.v1"
+RESPONSES = "modelbus.responses.v1"
+#: Requests parked for human approval, and the approvers' decisions.
+APPROVALS_PENDING = "modelbus.approvals.pending.v1"
+APPROVALS_DECISIONS = "modelbus.approvals.decisions.v1"
+
+#: Providers with a worker deployment and a task topic of their own.
+PROVIDERS: tuple[str, ...] = ("openai", "anthropic", "gemini", "selfhosted")
+
+#: Regex the audit consumer subscribes with: every modelbus topic, DLQs included.
+AUDIT_PATTERN = r"^modelbus\..*"
+
+DLQ_SUFFIX = ".dlq"
+
+
+def tasks_topic(provider: str) -> str:
+    """The topic a provider's adapter workers consume."""
+    return f"modelbus.tasks.{provider}.v1"
+
+
+def dlq_topic(source_topic: str) -> str:
+    """The dead-letter topic of a source topic."""
+    return source_topic + DLQ_SUFFIX
+
+
+def source_topics() -> list[str]:
+    """Every topic an event is published to, DLQs excluded."""
+    return [REQUESTS, *(tasks_topic(p) for p in PROVIDERS), RESULTS, RESPONSES,
+            APPROVALS_PENDING, APPROVALS_DECISIONS]
+
+
+def all_topics() -> list[str]:
+    """Every topic modelbus needs, each source topic followed by its DLQ."""
+    topics: list[str] = []
+    for topic in source_topics():
+        topics += [topic, dlq_topic(topic)]
+    return topics
