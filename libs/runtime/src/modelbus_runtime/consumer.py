@@ -1,0 +1,327 @@
+"""A Kafka consumer loop with many messages in flight and at-least-once commits.
+
+Why not FastStream's subscriber: its concurrent mode with manual commits runs one worker per
+partition, which cannot keep hundreds of slow provider calls in flight per process, and its
+decoding hides the raw bytes a dead-letter record must keep. This loop is small instead:
+
+* records are fetched in batches and each is handled in its own task, bounded by
+  ``max_in_flight``; records with the same key (request id) run one after another, so the
+  events of one request are never handled out of order. ``order_by`` picks another
+  ordering key: a worker orders by event id, so the parts of an ensemble run at once while
+  a duplicate of a task in flight waits for it (and then finds its kept result);
+* an offset is committed only when it and every offset before it on its partition are done
+  (:mod:`modelbus_runtime.offsets`), i.e. after the handler's output was acknowledged;
+* :class:`PoisonMessage` and unexpected errors go to the DLQ with the original bytes;
+  :class:`TransientInfraError` is retried in place with backoff and never skipped;
+* on revocation, in-flight work of the revoked partitions is finished and committed first;
+* ``stop()`` stops fetching, drains in-flight work within ``drain_timeout_s`` and commits.
+
+Batch mode (``batch_handler``) hands a whole fetched batch to one call, for sinks that write
+in bulk (audit); the batch is committed after the call returns.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+
+from aiokafka import ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import CommitFailedError, KafkaError
+from modelbus_schemas import DlqReason
+from opentelemetry.trace import SpanKind, Status, StatusCode
+
+from modelbus_runtime.dlq import DeadLetterPublisher
+from modelbus_runtime.errors import PoisonMessage, TransientInfraError
+from modelbus_runtime.inbound import Inbound
+from modelbus_runtime.kafka import build_consumer
+from modelbus_runtime.logging import request_id_var
+from modelbus_runtime.metrics import (
+    CONSUMER_LAG,
+    HANDLER_SECONDS,
+    IN_FLIGHT,
+    INFRA_RETRIES,
+    MESSAGES_HANDLED,
+)
+from modelbus_runtime.offsets import OffsetTracker
+from modelbus_runtime.settings import RuntimeSettings
+from modelbus_runtime.tracing import extract, tracer
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[Inbound], Awaitable[None]]
+BatchHandler = Callable[[list[Inbound]], Awaitable[None]]
+
+
+class _Rebalance(ConsumerRebalanceListener):
+    def __init__(self, owner: EventConsumer) -> None:
+        self.owner = owner
+
+    async def on_partitions_revoked(self, revoked):
+        await self.owner._finish_partitions(set(revoked))
+
+    async def on_partitions_assigned(self, assigned):
+        self.owner.assigned = set(assigned)
+
+
+class EventConsumer:
+    def __init__(
+        self,
+        settings: RuntimeSettings,
+        *,
+        group_id: str,
+        dlq: DeadLetterPublisher,
+        handler: Handler | None = None,
+        batch_handler: BatchHandler | None = None,
+        topics: list[str] | None = None,
+        pattern: str | None = None,
+        max_in_flight: int | None = None,
+        order_by: Callable[[Inbound], bytes | None] | None = None,
+    ) -> None:
+        if (handler is None) == (batch_handler is None):
+            raise ValueError("give exactly one of handler or batch_handler")
+        self.settings = settings
+        self.group_id = group_id
+        self.dlq = dlq
+        self.handler = handler
+        self.batch_handler = batch_handler
+        self.topics = topics or []
+        self.pattern = pattern
+        self.max_in_flight = max_in_flight or settings.max_in_flight
+        self.order_by = order_by or (lambda message: message.key)
+        self.assigned: set[TopicPartition] = set()
+        self._consumer = build_consumer(settings, group_id=group_id, topics=topics, pattern=pattern)
+        self._tracker = OffsetTracker()
+        self._slots = asyncio.Semaphore(self.max_in_flight)
+        self._tasks: set[asyncio.Task] = set()
+        self._key_tails: dict[bytes, asyncio.Task] = {}
+        self._stopping = asyncio.Event()
+        self._loop_task: asyncio.Task | None = None
+        self._last_commit = 0.0
+        self._last_lag_report = 0.0
+        self._gauge = IN_FLIGHT.labels(group=group_id)
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    async def start(self) -> None:
+        listener = _Rebalance(self)
+        if self.pattern:
+            self._consumer.subscribe(pattern=self.pattern, listener=listener)
+        else:
+            self._consumer.subscribe(self.topics, listener=listener)
+        await self._consumer.start()
+        self._loop_task = asyncio.create_task(self._run(), name=f"consume:{self.group_id}")
+
+    @property
+    def ready(self) -> bool:
+        return self._loop_task is not None and not self._loop_task.done() and bool(self.assigned)
+
+    async def stop(self) -> None:
+        """Stop fetching, finish in-flight work within the drain bound, commit, leave."""
+        self._stopping.set()
+        if self._loop_task:
+            await asyncio.gather(self._loop_task, return_exceptions=True)
+        await self._drain(set(), self.settings.drain_timeout_s)
+        await self._commit(force=True)
+        await self._consumer.stop()
+
+    # -- main loop ---------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                batches = await self._consumer.getmany(
+                    timeout_ms=100, max_records=self.settings.max_poll_records
+                )
+            except KafkaError as exc:
+                log.warning("fetch failed: %r", exc)
+                await asyncio.sleep(0.5)
+                continue
+            for tp, records in batches.items():
+                messages = [Inbound.from_record(r) for r in records]
+                if self.batch_handler is not None:
+                    await self._handle_batch(tp, messages)
+                else:
+                    for message in messages:
+                        await self._spawn(tp, message)
+                        if self._stopping.is_set():
+                            break
+            await self._commit()
+            self._report_lag()
+
+    def _report_lag(self) -> None:
+        """Lag per assigned partition, from what the last fetch told us (no extra I/O)."""
+        now = time.monotonic()
+        if now - self._last_lag_report < 1.0:
+            return
+        self._last_lag_report = now
+        for tp in self.assigned:
+            highwater = self._consumer.highwater(tp)
+            position = self._known_position(tp)
+            if highwater is None or position is None:
+                continue
+            CONSUMER_LAG.labels(self.group_id, tp.topic, str(tp.partition)).set(
+                max(0, highwater - position)
+            )
+
+    def _known_position(self, tp: TopicPartition) -> int | None:
+        """The fetch position if the client already knows it; never waits for one."""
+        try:
+            state = self._consumer._subscription.subscription.assignment.state_value(tp)
+        except AttributeError:  # not assigned any more
+            return None
+        return state.position if state is not None and state.has_valid_position else None
+
+    async def _spawn(self, tp: TopicPartition, message: Inbound) -> None:
+        await self._slots.acquire()
+        self._tracker.start(tp, message.offset)
+        self._gauge.inc()
+        key = self.order_by(message)
+        previous = self._key_tails.get(key) if key else None
+        task = asyncio.create_task(self._handle_one(tp, message, previous))
+        self._tasks.add(task)
+        if key:
+            self._key_tails[key] = task
+        task.add_done_callback(lambda t: self._on_done(t, key))
+
+    def _on_done(self, task: asyncio.Task, key: bytes | None) -> None:
+        self._tasks.discard(task)
+        if key is not None and self._key_tails.get(key) is task:
+            del self._key_tails[key]
+
+    async def _handle_one(
+        self, tp: TopicPartition, message: Inbound, previous: asyncio.Task | None
+    ) -> None:
+        handled = False
+        try:
+            if previous is not None:
+                await asyncio.gather(previous, return_exceptions=True)
+            await self._with_infra_retries(message.topic, self._invoke, message)
+            handled = True
+        except TransientInfraError:
+            pass  # shutting down mid-outage: left uncommitted, redelivered to the next owner
+        finally:
+            if handled:
+                self._tracker.finish(tp, message.offset)
+            self._slots.release()
+            self._gauge.dec()
+
+    def _span(self, message: Inbound):
+        return tracer().start_as_current_span(
+            f"{message.topic} process",
+            context=extract(message.header_map, message.request_id),
+            kind=SpanKind.CONSUMER,
+            attributes={
+                "messaging.system": "kafka",
+                "messaging.operation": "process",
+                "messaging.destination.name": message.topic,
+                "messaging.kafka.message.key": message.request_id or "",
+                "messaging.kafka.destination.partition": message.partition,
+                "messaging.kafka.message.offset": message.offset,
+                "messaging.consumer.group.name": self.group_id,
+                "modelbus.service": self.dlq.service,
+                "modelbus.request_id": message.request_id or "",
+            },
+        )
+
+    async def _invoke(self, message: Inbound) -> None:
+        with self._span(message) as span:
+            await self._invoke_in_span(message, span)
+
+    async def _invoke_in_span(self, message: Inbound, span) -> None:
+        token = request_id_var.set(message.request_id)
+        started = time.perf_counter()
+        outcome = "ok"
+        try:
+            if message.value is not None and len(message.value) > self.settings.max_message_bytes:
+                raise PoisonMessage(
+                    f"message of {len(message.value)} bytes exceeds the limit of "
+                    f"{self.settings.max_message_bytes}",
+                    DlqReason.OVERSIZED,
+                )
+            await self.handler(message)
+        except TransientInfraError:
+            outcome = "retry"
+            raise
+        except PoisonMessage as exc:
+            outcome = "dead_letter"
+            span.set_status(Status(StatusCode.ERROR, exc.dlq_reason.value))
+            span.set_attribute("error.type", type(exc).__name__)
+            await self.dlq.send(message, exc, exc.dlq_reason)
+        except Exception as exc:  # noqa: BLE001 - a bug must not stall the partition
+            outcome = "dead_letter"
+            span.set_status(Status(StatusCode.ERROR, "unhandled"))
+            span.set_attribute("error.type", type(exc).__name__)
+            log.exception("handler failed")
+            await self.dlq.send(message, exc, DlqReason.UNHANDLED)
+        finally:
+            request_id_var.reset(token)
+            MESSAGES_HANDLED.labels(topic=message.topic, outcome=outcome).inc()
+            HANDLER_SECONDS.labels(topic=message.topic).observe(time.perf_counter() - started)
+
+    async def _handle_batch(self, tp: TopicPartition, messages: list[Inbound]) -> None:
+        for message in messages:
+            self._tracker.start(tp, message.offset)
+            with self._span(message):
+                pass  # batch sinks record one span per message, linked to its trace
+        try:
+            await self._with_infra_retries(tp.topic, self.batch_handler, messages)
+        except TransientInfraError:
+            return  # shutting down mid-outage: left uncommitted
+        for message in messages:
+            self._tracker.finish(tp, message.offset)
+        MESSAGES_HANDLED.labels(topic=tp.topic, outcome="ok").inc(len(messages))
+
+    async def _with_infra_retries(self, topic: str, call, arg) -> None:
+        """Retry while a dependency is down; the offset is not committed meanwhile."""
+        delay = 0.1
+        first_failure = None
+        while True:
+            try:
+                await call(arg)
+                return
+            except TransientInfraError as exc:
+                first_failure = first_failure or datetime.now(UTC)
+                INFRA_RETRIES.labels(topic=topic).inc()
+                log.warning("dependency unavailable, retrying in place: %s", exc)
+                if self._stopping.is_set() and delay >= 1.0:
+                    raise  # shutting down: leave it uncommitted for the next owner
+                await asyncio.sleep(delay * (0.5 + random.random()))
+                delay = min(delay * 2, 5.0)
+
+    # -- commits and rebalancing ---------------------------------------------------------
+
+    async def _commit(self, force: bool = False, only: set | None = None) -> None:
+        now = time.monotonic()
+        if not force and (now - self._last_commit) * 1000 < self.settings.commit_interval_ms:
+            return
+        self._last_commit = now
+        offsets = self._tracker.take_commits(only)
+        if not offsets:
+            return
+        try:
+            await self._consumer.commit(offsets)
+        except (CommitFailedError, KafkaError) as exc:
+            log.warning("commit failed (%r); the records will be redelivered", exc)
+
+    async def _drain(self, partitions: set, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            busy = (
+                any(self._tracker.in_flight(tp) for tp in partitions)
+                if partitions
+                else bool(self._tasks)
+            )
+            if not busy:
+                return
+            await asyncio.sleep(0.01)
+        log.warning("drain timed out with %d messages in flight", self._tracker.in_flight())
+
+    async def _finish_partitions(self, revoked: set) -> None:
+        await self._drain(revoked, self.settings.drain_timeout_s)
+        await self._commit(force=True, only=revoked)
+        self._tracker.forget(revoked)
+        self.assigned -= revoked

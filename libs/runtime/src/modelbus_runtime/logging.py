@@ -1,0 +1,84 @@
+"""JSON logs with the request id and trace id of the message being handled, secrets scrubbed.
+
+``request_id_var`` is set by the consumer around every handler call, so any log line written
+while handling a message carries its request id. Every record passes through
+:class:`SecretScrubber`, which masks registered secret values and common key shapes
+(``sk-...``, ``Bearer ...``) wherever they appear.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+import re
+import sys
+from datetime import UTC, datetime
+
+import orjson
+from opentelemetry import trace
+
+request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "modelbus_request_id", default=None
+)
+
+_SECRET_SHAPES = re.compile(
+    r"(sk-[A-Za-z0-9_\-]{8,}|sk-ant-[A-Za-z0-9_\-]{8,}|AIza[0-9A-Za-z_\-]{20,}"
+    r"|(?i:bearer)\s+[A-Za-z0-9._\-]{8,})"
+)
+_registered_secrets: set[str] = set()
+MASK = "***"
+
+
+def register_secret(value: str | None) -> None:
+    """Make sure this exact value is masked in every log line from now on."""
+    if value and len(value) >= 4:
+        _registered_secrets.add(value)
+
+
+def scrub(text: str) -> str:
+    for secret in _registered_secrets:
+        if secret in text:
+            text = text.replace(secret, MASK)
+    return _SECRET_SHAPES.sub(MASK, text)
+
+
+class JsonFormatter(logging.Formatter):
+    def __init__(self, service: str) -> None:
+        super().__init__()
+        self.service = service
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(),
+            "level": record.levelname.lower(),
+            "service": self.service,
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        request_id = request_id_var.get()
+        if request_id:
+            entry["request_id"] = request_id
+        span = trace.get_current_span().get_span_context()
+        if span.is_valid:
+            entry["trace_id"] = format(span.trace_id, "032x")
+            entry["span_id"] = format(span.span_id, "016x")
+        for key, value in getattr(record, "fields", {}).items():
+            entry[key] = value
+        if record.exc_info:
+            entry["exc"] = self.formatException(record.exc_info)
+        return scrub(orjson.dumps(entry, default=str).decode())
+
+
+def configure_logging(service: str, level: str = "INFO") -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter(service))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    for noisy in ("aiokafka", "httpx", "httpcore", "uvicorn.access"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def log_fields(**fields: object) -> dict:
+    """``logger.info("msg", extra=log_fields(topic=...))`` adds structured fields."""
+    return {"fields": fields}

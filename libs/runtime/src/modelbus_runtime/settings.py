@@ -1,0 +1,47 @@
+"""Settings every service shares, read from the environment (prefix ``MODELBUS_``).
+
+Services subclass :class:`RuntimeSettings` for their own fields. ``KAFKA_BOOTSTRAP_SERVERS``,
+``REDIS_URL`` and ``DATABASE_URL`` are also read without the prefix, as most platforms set them.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _alias(name: str) -> AliasChoices:
+    return AliasChoices(f"MODELBUS_{name}", name)
+
+
+class RuntimeSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="MODELBUS_", extra="ignore")
+
+    kafka_bootstrap_servers: str = Field(
+        default="127.0.0.1:9092", validation_alias=_alias("KAFKA_BOOTSTRAP_SERVERS")
+    )
+    redis_url: str = Field(default="redis://127.0.0.1:6379/0", validation_alias=_alias("REDIS_URL"))
+    instance_id: str = Field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
+    log_level: str = "INFO"
+    health_host: str = "127.0.0.1"
+    health_port: int = Field(default=0, description="0 disables the health/metrics server")
+
+    # Consumer behaviour: these decide per-hop latency; see the benchmark before changing.
+    fetch_max_wait_ms: int = 5
+    max_poll_records: int = 500
+    max_in_flight: int = 256
+    commit_interval_ms: int = 50
+    drain_timeout_s: float = 20.0
+    max_message_bytes: int = 1_048_576
+
+    # Producer behaviour.
+    linger_ms: int = 1
+    acks: str = "all"
+
+    ensure_topics: bool = True
+    topic_partitions: int = 6
+
+    redis_socket_timeout_s: float = 0.5

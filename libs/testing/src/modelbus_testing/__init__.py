@@ -1,0 +1,1 @@
+"""modelbus_testing: helpers shared by the tests of every workspace member."""
