@@ -1,0 +1,150 @@
+"""Google Gemini ``generateContent`` (``POST {base}/models/{model}:generateContent``, base
+``https://generativelanguage.googleapis.com/v1beta``), streamed with
+``:streamGenerateContent?alt=sse``.
+
+Turns are ``contents`` of ``parts`` with roles ``user`` / ``model``; the system prompt is
+``systemInstruction``; limits go in ``generationConfig``. The key travels in the
+``x-goog-api-key`` header, never in the URL (URLs end up in logs). A Gemini stream has no
+``[DONE]``: it is complete only when a chunk carried a ``finishReason``. A 429's
+``RetryInfo.retryDelay`` is honoured like ``Retry-After``.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import quote
+
+import orjson
+from modelbus_schemas import TaskEvent
+
+from modelbus_adapter_worker.adapters import Completion, HttpRequest
+from modelbus_adapter_worker.errors import (
+    ProviderError,
+    from_status,
+    malformed,
+    parse_duration,
+    truncated,
+)
+from modelbus_adapter_worker.prompt import prompt_of
+
+FINISH = {"STOP": "stop", "MAX_TOKENS": "length", "SAFETY": "content_filter",
+          "RECITATION": "content_filter", "BLOCKLIST": "content_filter",
+          "PROHIBITED_CONTENT": "content_filter", "SPII": "content_filter",
+          "IMAGE_SAFETY": "content_filter", "MALFORMED_FUNCTION_CALL": "error"}
+ROLES = {"user": "user", "assistant": "model"}
+
+
+def _finish(value: str | None) -> str:
+    return FINISH.get(value or "", "other")
+
+
+def _candidate_text(candidate: dict) -> str:
+    parts = (candidate.get("content") or {}).get("parts") or ()
+    return "".join(p.get("text", "") for p in parts if not p.get("thought"))
+
+
+class GeminiAdapter:
+    system = "gemini"
+
+    def __init__(self, api_key: str) -> None:
+        self._headers = {"x-goog-api-key": api_key, "Content-Type": "application/json"}
+
+    def build(self, task: TaskEvent, *, stream: bool = False) -> HttpRequest:
+        prompt = prompt_of(task)
+        body: dict = {
+            "contents": [{"role": ROLES[role], "parts": [{"text": text}]}
+                         for role, text in prompt.turns],
+        }
+        if prompt.system:
+            body["systemInstruction"] = {"parts": [{"text": prompt.system}]}
+        params, config = task.params, {}
+        if params.max_tokens is not None:
+            config["maxOutputTokens"] = params.max_tokens
+        if params.temperature is not None:
+            config["temperature"] = params.temperature
+        if params.top_p is not None:
+            config["topP"] = params.top_p
+        if params.stop:
+            config["stopSequences"] = params.stop
+        if config:
+            body["generationConfig"] = config
+        model = quote(task.model.removeprefix("models/"), safe="-._~")
+        method = "streamGenerateContent?alt=sse" if stream else "generateContent"
+        return HttpRequest("POST", f"/models/{model}:{method}", body, self._headers, stream)
+
+    def parse(self, body: bytes) -> Completion:
+        try:
+            data = orjson.loads(body)
+            candidates = data.get("candidates") or []
+            usage = data.get("usageMetadata") or {}
+            if candidates:
+                text, finish = _candidate_text(candidates[0]), candidates[0].get("finishReason")
+            elif (data.get("promptFeedback") or {}).get("blockReason"):
+                text, finish = "", "SAFETY"
+            else:
+                raise KeyError("candidates")
+            return Completion(
+                text=text, finish_reason=_finish(finish),
+                input_tokens=int(usage.get("promptTokenCount", 0)),
+                output_tokens=int(usage.get("candidatesTokenCount", 0)),
+                response_model=data.get("modelVersion"),
+            )
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise malformed(exc.__class__.__name__) from None
+
+    def stream_parser(self) -> GeminiStream:
+        return GeminiStream()
+
+    def classify(self, status: int, headers, body: bytes) -> ProviderError:
+        message, delay = body[:300].decode("utf-8", "replace"), None
+        try:
+            err = orjson.loads(body)["error"]
+            message = f"{err.get('status', '')} {err.get('message', '')}".strip()
+            for detail in err.get("details") or ():
+                if str(detail.get("@type", "")).endswith("google.rpc.RetryInfo"):
+                    delay = parse_duration(detail.get("retryDelay"))
+        except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError):
+            pass
+        return from_status(status, message, headers.get("retry-after"), retry_after_s=delay)
+
+
+class GeminiStream:
+    def __init__(self) -> None:
+        self.text: list[str] = []
+        self.reason: str | None = None
+        self.usage: dict = {}
+        self.model: str | None = None
+
+    def feed(self, event: str | None, data: str) -> bool:
+        try:
+            chunk = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            raise malformed("stream frame is not JSON") from None
+        if not isinstance(chunk, dict):
+            raise malformed("stream frame is not an object")
+        if "error" in chunk:
+            err = chunk["error"] or {}
+            status = err.get("code") if isinstance(err.get("code"), int) else 500
+            raise from_status(status, str(err.get("message", "stream error")))
+        self.model = chunk.get("modelVersion") or self.model
+        if chunk.get("usageMetadata"):
+            self.usage = chunk["usageMetadata"]
+        if (chunk.get("promptFeedback") or {}).get("blockReason"):
+            self.reason = "SAFETY"
+        got_text = False
+        for candidate in (chunk.get("candidates") or ())[:1]:
+            piece = _candidate_text(candidate)
+            if piece:
+                self.text.append(piece)
+                got_text = True
+            self.reason = candidate.get("finishReason") or self.reason
+        return got_text
+
+    def finish(self) -> Completion:
+        if self.reason is None:
+            raise truncated("no chunk with a finishReason")
+        return Completion(
+            text="".join(self.text), finish_reason=_finish(self.reason),
+            input_tokens=int(self.usage.get("promptTokenCount", 0)),
+            output_tokens=int(self.usage.get("candidatesTokenCount", 0)),
+            response_model=self.model,
+        )

@@ -1,0 +1,76 @@
+"""Adapter worker composition root: one deployment per provider, many calls in flight.
+
+Consumes ``modelbus.tasks.<provider>.v1``; for each task the :class:`TaskHandler` produces
+one output — a :class:`ResultEvent` on ``modelbus.results.v1`` or the task forwarded to its
+fallback's topic — which is published here. Everything else lives in plain modules.
+"""
+
+from __future__ import annotations
+
+from modelbus_runtime.circuit import CircuitBreakers
+from modelbus_runtime.consumer import EventConsumer
+from modelbus_runtime.inbound import Inbound
+from modelbus_runtime.logging import register_secret
+from modelbus_runtime.ratelimit import RateLimit, RateLimiter
+from modelbus_runtime.redis import build_redis
+from modelbus_runtime.service import Service, ServiceContext, run_service
+from modelbus_schemas import TaskEvent
+from modelbus_schemas.topics import tasks_topic
+
+from modelbus_adapter_worker.adapters import build_adapter
+from modelbus_adapter_worker.executor import Executor
+from modelbus_adapter_worker.handler import TaskHandler
+from modelbus_adapter_worker.idempotency import OutputStore
+from modelbus_adapter_worker.settings import WorkerSettings
+from modelbus_adapter_worker.stats import load_model_stats
+from modelbus_adapter_worker.transport import HttpTransport
+
+
+def build_handler(settings: WorkerSettings, redis, transport: HttpTransport) -> TaskHandler:
+    key = settings.resolved_api_key()
+    register_secret(key)
+    options = {"default_max_tokens": settings.anthropic_max_tokens} if (
+        settings.provider == "anthropic") else {}
+    limit = RateLimit(settings.requests_per_min, settings.tokens_per_min, settings.rate_burst_s)
+    executor = Executor(
+        build_adapter(settings.provider, key, **options), transport,
+        default_retry=settings.default_retry(), stream=settings.stream,
+        breakers=CircuitBreakers(redis, failure_threshold=settings.breaker_failure_threshold,
+                                 window_s=settings.breaker_window_s,
+                                 open_s=settings.breaker_open_s,
+                                 closed_cache_s=settings.breaker_closed_cache_s),
+        limiter=RateLimiter(redis, settings.provider, limit) if limit.enabled else None,
+        stats=load_model_stats(redis),
+    )
+    return TaskHandler(executor, OutputStore(redis, ttl_s=settings.result_ttl_s))
+
+
+async def build(ctx: ServiceContext) -> Service:
+    settings: WorkerSettings = ctx.settings  # type: ignore[assignment]
+    redis = build_redis(settings, max_connections=settings.redis_max_connections)
+    transport = HttpTransport(settings.resolved_base_url(),
+                              max_connections=settings.max_connections)
+    handler = build_handler(settings, redis, transport)
+    producer = ctx.producer
+
+    async def handle(message: Inbound) -> None:
+        task = message.decode(TaskEvent)
+        out = await handler.handle(task)
+        await producer.publish_bytes(out.topic, key=out.key, value=out.value,
+                                     event_id=out.event_id, ce_type=out.ce_type,
+                                     headers=message.passthrough_headers())
+
+    consumer = EventConsumer(
+        settings, group_id=f"modelbus-worker-{settings.provider}",
+        topics=[tasks_topic(settings.provider)], dlq=ctx.dlq, handler=handle,
+        order_by=Inbound.event_id,  # parts of an ensemble run at once; duplicates wait
+    )
+    return Service(consumers=[consumer], closers=[transport.close, redis.aclose])
+
+
+def main() -> None:
+    run_service("adapter-worker", WorkerSettings(), build)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,50 @@
+"""Handles one task end to end, without knowing Kafka: answer a redelivery from the
+idempotency store, else run the target, then produce the one output — a result for
+``modelbus.results.v1`` or the task forwarded to the next target's topic — and keep it
+before it is published."""
+
+from __future__ import annotations
+
+import logging
+
+from modelbus_runtime.logging import log_fields
+from modelbus_schemas import ResultEvent, TaskEvent, encode
+from modelbus_schemas.topics import RESULTS, tasks_topic
+
+from modelbus_adapter_worker.executor import Executor
+from modelbus_adapter_worker.idempotency import Output, OutputStore
+from modelbus_adapter_worker.metrics import FALLBACKS, REPLAYED
+from modelbus_adapter_worker.outcome import next_task, result_of, should_forward
+
+log = logging.getLogger(__name__)
+
+
+class TaskHandler:
+    def __init__(self, executor: Executor, store: OutputStore | None = None) -> None:
+        self.executor = executor
+        self.store = store
+
+    async def handle(self, task: TaskEvent) -> Output:
+        if self.store is not None:
+            kept = await self.store.get(task.event_id)
+            if kept is not None:
+                REPLAYED.inc()
+                log.info("redelivered task answered from the store",
+                         extra=log_fields(task_event_id=task.event_id))
+                return kept
+        run = await self.executor.run(task)
+        if should_forward(task, run):
+            forward = next_task(task, run)
+            FALLBACKS.labels(from_provider=task.provider).inc()
+            log.info("falling back", extra=log_fields(
+                from_target=f"{task.provider}/{task.model}",
+                to_target=f"{forward.provider}/{forward.model}", reason=run.stop))
+            output = Output(tasks_topic(forward.provider), task.request_id, forward.event_id,
+                            TaskEvent.CE_TYPE, encode(forward))
+        else:
+            result: ResultEvent = result_of(task, run)
+            output = Output(RESULTS, task.request_id, result.event_id, ResultEvent.CE_TYPE,
+                            encode(result))
+        if self.store is not None:
+            await self.store.put(task.event_id, output)
+        return output

@@ -1,0 +1,80 @@
+"""The idempotency store: what a task produced, kept in Redis by the task's event id.
+
+A task is answered once: its output (the result, or the task forwarded to a fallback) is
+saved before it is published, and a redelivered task — after a crash, a rebalance, a
+redrive — gets the saved output republished instead of a second provider call. Entries
+expire after ``ttl_s`` (longer than any redelivery window). Reads and writes of concurrent
+tasks share pipelines (:mod:`modelbus_adapter_worker.coalesce`).
+
+If Redis is unreachable the store degrades rather than stalls the partition: a lookup
+reports "not seen" (the worst case is one extra provider call, whose result downstream
+consumers deduplicate by event id) and a save is skipped, both with a warning.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+
+import orjson
+from redis.exceptions import RedisError
+
+from modelbus_adapter_worker.coalesce import PipelineCoalescer
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Output:
+    """One event to publish: where, under which id and CloudEvents type, and its bytes."""
+
+    topic: str
+    key: str
+    event_id: str
+    ce_type: str
+    value: bytes
+
+    def dumps(self) -> bytes:
+        return orjson.dumps({"topic": self.topic, "key": self.key, "event_id": self.event_id,
+                             "ce_type": self.ce_type, "value": self.value.decode()})
+
+    @classmethod
+    def loads(cls, raw: bytes) -> Output:
+        data = orjson.loads(raw)
+        return cls(data["topic"], data["key"], data["event_id"], data["ce_type"],
+                   data["value"].encode())
+
+
+class OutputStore:
+    def __init__(self, redis, *, ttl_s: int = 86_400, prefix: str = "mb:worker:out") -> None:
+        self.redis = redis
+        self.ttl_s = ttl_s
+        self.prefix = prefix
+        self._batch = PipelineCoalescer(redis)
+        self._last_warning = 0.0
+
+    def _warn(self, what: str, exc: Exception) -> None:
+        now = time.monotonic()
+        if now - self._last_warning >= 5.0:  # one line per outage burst, not per task
+            self._last_warning = now
+            log.warning("idempotency store unavailable (%s); %s", exc.__class__.__name__, what)
+
+    def _key(self, task_event_id: str) -> str:
+        return f"{self.prefix}:{task_event_id}"
+
+    async def get(self, task_event_id: str) -> Output | None:
+        try:
+            key = self._key(task_event_id)
+            raw = await self._batch.run(lambda pipe: pipe.get(key))
+        except (RedisError, OSError) as exc:
+            self._warn("handling tasks as new", exc)
+            return None
+        return Output.loads(raw) if raw else None
+
+    async def put(self, task_event_id: str, output: Output) -> None:
+        try:
+            key, value = self._key(task_event_id), output.dumps()
+            await self._batch.run(lambda pipe: pipe.set(key, value, ex=self.ttl_s))
+        except (RedisError, OSError) as exc:
+            self._warn("outputs not kept", exc)

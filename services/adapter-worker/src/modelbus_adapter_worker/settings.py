@@ -1,0 +1,70 @@
+"""Worker settings (env prefix ``MODELBUS_``), with per-provider defaults.
+
+The API key comes from ``MODELBUS_API_KEY`` or from a mounted secret file
+(``MODELBUS_API_KEY_FILE``, e.g. a Kubernetes secret volume); it is a ``SecretStr``, so it
+never prints, and it is registered with the log scrubber at startup. The base URL comes
+only from here, never from a task.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from modelbus_runtime.settings import RuntimeSettings
+from modelbus_schemas import RetrySpec
+from pydantic import Field, SecretStr
+
+DEFAULT_BASE_URLS = {
+    "openai": "https://api.openai.com/v1",
+    "anthropic": "https://api.anthropic.com/v1",
+    "gemini": "https://generativelanguage.googleapis.com/v1beta",
+    "selfhosted": "http://127.0.0.1:8000/v1",  # vLLM's default; Ollama: :11434/v1
+}
+
+
+class WorkerSettings(RuntimeSettings):
+    provider: str = "openai"
+    base_url: str | None = Field(default=None, description="default: the provider's own")
+    api_key: SecretStr | None = None
+    api_key_file: Path | None = None
+
+    # Calls.
+    stream: bool = Field(default=True, description="stream from providers (measures TTFT)")
+    max_in_flight: int = 1000
+    max_connections: int = 1000
+    anthropic_max_tokens: int = 1024
+
+    # Default retry policy, when the task's target carries none.
+    max_attempts: int = 3
+    base_delay_ms: int = 200
+    max_delay_ms: int = 5000
+    attempt_timeout_s: float = 30.0
+
+    # Circuit breaker per provider/model, shared through Redis.
+    breaker_failure_threshold: int = 5
+    breaker_window_s: float = 30.0
+    breaker_open_s: float = 10.0
+    breaker_closed_cache_s: float = 0.1
+
+    # Rate limits per provider, shared through Redis (0: unlimited).
+    requests_per_min: int = 0
+    tokens_per_min: int = 0
+    rate_burst_s: float = 1.0
+
+    result_ttl_s: int = 86_400
+    redis_max_connections: int = 128
+
+    def resolved_base_url(self) -> str:
+        return self.base_url or DEFAULT_BASE_URLS.get(self.provider, DEFAULT_BASE_URLS["openai"])
+
+    def resolved_api_key(self) -> str | None:
+        if self.api_key_file is not None:
+            return self.api_key_file.read_text().strip() or None
+        if self.api_key is not None:
+            return self.api_key.get_secret_value() or None
+        return "sim-key"  # the local simulator accepts any key; real providers need theirs
+
+    def default_retry(self) -> RetrySpec:
+        return RetrySpec(max_attempts=self.max_attempts, base_delay_ms=self.base_delay_ms,
+                         max_delay_ms=self.max_delay_ms,
+                         attempt_timeout_ms=int(self.attempt_timeout_s * 1000))

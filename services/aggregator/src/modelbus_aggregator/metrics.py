@@ -1,0 +1,27 @@
+"""Prometheus metrics of the aggregator: responses by task and status, end-to-end latency
+(from the router receiving the request to the response being published), cost by task."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Histogram
+
+from modelbus_schemas import ResponseEvent
+
+RESPONSES = Counter(
+    "modelbus_responses_total", "Responses published, by task and status", ["task", "status"]
+)
+END_TO_END = Histogram(
+    "modelbus_response_latency_seconds",
+    "From the router receiving a request to its response being published",
+    ["task"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+)
+RESPONSE_COST = Counter("modelbus_response_cost_usd_total", "Cost of answered requests", ["task"])
+
+
+def observe_response(response: ResponseEvent) -> None:
+    task = response.task or "-"
+    RESPONSES.labels(task, response.status).inc()
+    if response.latency_ms is not None:
+        END_TO_END.labels(task).observe(response.latency_ms / 1000)
+    RESPONSE_COST.labels(task).inc(response.cost_usd)

@@ -1,0 +1,54 @@
+"""Was a response already published? Read back from the reply topic after a takeover.
+
+A handler that claimed a request, published its response and died before marking it done
+leaves a lease that expires; the next handler takes over. Publishing again would answer
+the request twice, so the takeover first reads the reply topic from the moment the
+response was decided (``offsets_for_times``) to its end, looking for the response's key
+and event id. Takeovers follow crashes only, so this costs nothing on the normal path.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import KafkaError
+
+from modelbus_runtime.errors import TransientInfraError
+
+
+async def response_on_topic(bootstrap: str, topic: str, key: str, event_id: str,
+                            since_ms: int) -> bool:
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None,
+                                enable_auto_commit=False, fetch_max_wait_ms=20,
+                                client_id=f"aggregator-readback-{uuid.uuid4().hex[:6]}")
+    try:
+        await consumer.start()
+        await consumer.topics()
+        tps = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+        if not tps:
+            return False
+        starts = await consumer.offsets_for_times({tp: since_ms for tp in tps})
+        ends = await consumer.end_offsets(tps)
+        pending = {}
+        consumer.assign(tps)
+        for tp in tps:
+            start = starts.get(tp)
+            if start is None or start.offset >= ends[tp]:
+                continue
+            consumer.seek(tp, start.offset)
+            pending[tp] = ends[tp]
+        wanted_key, wanted_id = key.encode(), event_id.encode()
+        while pending:
+            batch = await consumer.getmany(*pending, timeout_ms=500)
+            for tp, records in batch.items():
+                for r in records:
+                    if r.key == wanted_key and (("ce_id", wanted_id) in (r.headers or ())):
+                        return True
+                if await consumer.position(tp) >= pending[tp]:
+                    del pending[tp]
+        return False
+    except KafkaError as exc:
+        raise TransientInfraError(f"cannot read back {topic}: {exc!r}") from exc
+    finally:
+        await consumer.stop()

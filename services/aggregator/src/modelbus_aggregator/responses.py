@@ -1,0 +1,75 @@
+"""Builds the one response of a request from its results. Knows nothing of Kafka.
+
+The response carries the output, the status (``ok`` / ``partial`` / ``error``), the models
+whose answer is the output, a summary of every part and step (judges included), summed
+tokens and cost, latency since the router received the request, the policy version, the
+cascade/chain path and the parts still missing when it was sent.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Literal
+
+from modelbus_schemas import ErrorInfo, PartSummary, ResponseEvent, ResultEvent, Usage
+
+from modelbus_aggregator.strategies import label
+
+
+def summarize(result: ResultEvent) -> PartSummary:
+    return PartSummary(
+        part_id=result.part_id, provider=result.provider, model=result.model,
+        status=result.status, step=result.plan.step, latency_ms=result.latency_ms,
+        cost_usd=result.cost_usd, error_code=result.error.code.value if result.error else None,
+    )
+
+
+def missing_summary(part_id: int, provider: str, model: str, step: int = 0) -> PartSummary:
+    return PartSummary(part_id=part_id, provider=provider, model=model, status="missing",
+                       step=step)
+
+
+def build_response(
+    results: list[ResultEvent],
+    *,
+    status: Literal["ok", "partial", "error"],
+    output: str | None = None,
+    answered: list[ResultEvent] = (),
+    error: ErrorInfo | None = None,
+    missing: list[PartSummary] = (),
+    path: list[str] = (),
+    now: datetime | None = None,
+) -> ResponseEvent:
+    now = now or datetime.now(UTC)
+    ordered = sorted(results, key=lambda r: (r.plan.step, r.part_id))
+    first = ordered[0]
+    usage = Usage()
+    for r in ordered:
+        usage = usage + r.usage
+    models = list(dict.fromkeys(label(r) for r in answered))
+    return ResponseEvent(
+        event_id=ResponseEvent.make_id(first.request_id),
+        request_id=first.request_id,
+        task=first.task,
+        status=status,
+        output=output,
+        error=error,
+        models=models,
+        parts=sorted([summarize(r) for r in ordered] + list(missing),
+                     key=lambda p: (p.step, p.part_id)),
+        usage=usage,
+        cost_usd=round(sum(r.cost_usd for r in ordered), 10),
+        latency_ms=max(0.0, (now - first.received_at).total_seconds() * 1000),
+        policy_version=first.policy_version,
+        path=list(path),
+        missing_parts=sorted(p.part_id for p in missing),
+        created_at=now,
+    )
+
+
+def single_response(result: ResultEvent, now: datetime | None = None) -> ResponseEvent:
+    """One part, no plan to carry out: its outcome is the response."""
+    if result.status == "ok":
+        return build_response([result], status="ok", output=result.text, answered=[result],
+                              now=now)
+    return build_response([result], status="error", error=result.error, now=now)

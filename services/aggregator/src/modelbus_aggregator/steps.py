@@ -1,0 +1,61 @@
+"""The tasks the aggregator publishes itself: next cascade tier, next chain stage, judges.
+
+Each is built from the task a result answers (``ResultEvent.origin``), so it keeps the
+request's caller, params, decision, reply topic, deadline and budget hold. Ids are
+deterministic (``TaskEvent.make_id``), so a redelivered result republishes the same event.
+
+Part id / step convention:
+
+* cascade tier ``t`` and chain stage ``s``: part 0, step ``t`` / ``s``; a chain stage
+  retried after a failure keeps its step and counts ``hop`` 1, 2, …;
+* a judge is the part one past the plan's parts: ``part_id = parts_total`` (so
+  ``part_id >= parts_total`` marks a judge verdict), and ``step`` is the step it judges —
+  0 for an ensemble, the tier for a cascade ``judge`` check.
+"""
+
+from __future__ import annotations
+
+from modelbus_schemas import ChatMessage, ResultEvent, Target, TaskEvent
+
+
+def is_judge_verdict(result: ResultEvent) -> bool:
+    return result.part_id >= result.parts_total
+
+
+def hop_of(task: TaskEvent, max_hops: int) -> int:
+    """Which retry hop a task is (0 for the first run), recognised by its deterministic id."""
+    for hop in range(max_hops + 1):
+        if task.event_id == TaskEvent.make_id(task.request_id, task.part_id, task.plan.step, hop):
+            return hop
+    return 0
+
+
+def step_task(
+    origin: TaskEvent,
+    *,
+    target: Target,
+    step: int,
+    messages: list[ChatMessage] | None = None,
+    part_id: int | None = None,
+    hop: int = 0,
+) -> TaskEvent:
+    """The task for plan position (part, step, hop), derived from ``origin``."""
+    part = origin.part_id if part_id is None else part_id
+    return origin.model_copy(update={
+        "event_id": TaskEvent.make_id(origin.request_id, part, step, hop),
+        "part_id": part,
+        "provider": target.provider,
+        "model": target.model,
+        "messages": messages if messages is not None else origin.messages,
+        "plan": origin.plan.model_copy(update={"step": step}),
+        "retry": target.retry,
+        "fallbacks": [],
+        "fallback_on": None,
+        "attempt_history": [],
+    })
+
+
+def judge_task(origin: TaskEvent, *, judge: Target, step: int,
+               messages: list[ChatMessage]) -> TaskEvent:
+    return step_task(origin, target=judge, step=step, messages=messages,
+                     part_id=origin.parts_total)

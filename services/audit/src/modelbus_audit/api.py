@@ -1,0 +1,198 @@
+"""The compliance query API (FastAPI, OpenAPI at ``/openapi.json``, docs at ``/docs``).
+
+Every ``/v1`` endpoint needs an ``X-API-Key`` (see :mod:`modelbus_audit.auth`); role ``ops``
+gets metadata only, role ``compliance`` also the stored text; ``/v1/requests/{id}/text`` is
+compliance-only (403 for ops). Endpoints: lineage of a request (tree + timeline), search
+(paginated by row id), usage and cost report by day, team and model, export (JSONL, CSV,
+Parquet), verify. The compliance page (:mod:`modelbus_audit.ui`) is mounted under ``/ui``.
+
+The app only reads; ``create_api`` takes an open :class:`AuditStore`, so it runs inside the
+audit consumer (mounted on its health port) or on its own (:mod:`modelbus_audit.api_main`).
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import AsyncIterator
+from dataclasses import asdict
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import Depends, FastAPI, HTTPException, Query, Request, Security
+from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.security import APIKeyHeader
+
+from modelbus_audit import export
+from modelbus_audit.auth import ApiKeys
+from modelbus_audit.lineage import build_lineage
+from modelbus_audit.queries import MAX_PAGE, Filters
+from modelbus_audit.store import AuditStore, AuditStoreError
+from modelbus_audit.views import Role, event_dict, lineage_dict, text_of
+
+KEY_HEADER = "X-API-Key"
+COOKIE = "modelbus_audit_key"
+NO_NUL = r"^[^\x00]*$"  # PostgreSQL text cannot hold NUL: such input is a 422, not a 500
+_key_header = APIKeyHeader(name=KEY_HEADER, auto_error=False,
+                           description="An audit API key (role compliance or ops)")
+
+Text = Annotated[str | None, Query(max_length=256, pattern=NO_NUL)]
+Short = Annotated[str | None, Query(max_length=32, pattern=NO_NUL)]
+When = Annotated[datetime | None, Query(description="ISO-8601; no zone means UTC")]
+
+
+def role_of(request: Request, key: str | None) -> Role | None:
+    keys: ApiKeys = request.app.state.keys
+    return keys.role_for(key or request.cookies.get(COOKIE))
+
+
+async def any_role(request: Request, key: str | None = Security(_key_header)) -> Role:
+    role = role_of(request, key)
+    if role is None:
+        raise HTTPException(401, "a valid X-API-Key is required",
+                            headers={"WWW-Authenticate": "ApiKey"})
+    return role
+
+
+AnyRole = Annotated[Role, Depends(any_role)]
+
+
+async def compliance_role(role: AnyRole) -> Role:
+    if not role.reads_text:
+        raise HTTPException(403, f"role {role.value} may not read stored text")
+    return role
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        return datetime.min.replace(tzinfo=UTC) if value.year < 2 else datetime.max.replace(
+            tzinfo=UTC)
+
+
+def filters(
+    tenant: Text = None, team: Text = None, user: Text = None, task: Text = None,
+    provider: Text = None, model: Text = None, data_class: Short = None, status: Short = None,
+    kind: Short = None, request_id: Text = None, since: When = None, until: When = None,
+) -> Filters:
+    return Filters(tenant=tenant, team=team, user=user, task=task, provider=provider,
+                   model=model, data_class=data_class, status=status, kind=kind,
+                   request_id=request_id, since=_utc(since), until=_utc(until))
+
+
+ComplianceRole = Annotated[Role, Depends(compliance_role)]
+SearchFilters = Annotated[Filters, Depends(filters)]
+
+
+def create_api(store: AuditStore, keys: ApiKeys) -> FastAPI:
+    app = FastAPI(
+        title="modelbus audit",
+        version="1",
+        description="Lineage, search, usage reports, exports and integrity of the audit store.",
+    )
+    app.state.store, app.state.keys = store, keys
+
+    @app.exception_handler(AuditStoreError)
+    async def _store_down(_: Request, exc: AuditStoreError) -> JSONResponse:
+        return JSONResponse({"detail": "audit store unavailable, retry later"}, status_code=503)
+
+    async def _lineage(request_id: str):
+        if len(request_id) > 256 or "\x00" in request_id:
+            raise HTTPException(404, "no audit records for this request")
+        events = await store.lineage(request_id)
+        if not events:
+            raise HTTPException(404, "no audit records for this request")
+        return build_lineage(request_id, events)
+
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz() -> dict[str, str]:
+        return {"service": "audit-api", "status": "alive"}
+
+    @app.get("/v1/requests/{request_id}/lineage", tags=["lineage"])
+    async def lineage(request_id: str, role: AnyRole) -> dict[str, Any]:
+        """request → routing decision → parts (tasks, attempts, results) → response, as a tree
+        and as a time-ordered timeline. Prompt and response text only for role compliance."""
+        return lineage_dict(await _lineage(request_id), role)
+
+    @app.get("/v1/requests/{request_id}/text", tags=["lineage"])
+    async def request_text(request_id: str, role: ComplianceRole) -> dict:
+        """The stored prompt and answers of a request (role compliance only)."""
+        return text_of(await _lineage(request_id))
+
+    @app.get("/v1/events", tags=["search"])
+    async def search(
+        f: SearchFilters, role: AnyRole,
+        limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100,
+        after: Annotated[int, Query(ge=0, le=2**62, description="row id of the last item "
+                                    "of the previous page (next_after)")] = 0,
+    ) -> dict[str, Any]:
+        """Events matching every given filter, oldest first; follow ``next_after``."""
+        events = await store.search(f, limit, after)
+        return {
+            "items": [event_dict(e, role) for e in events],
+            "next_after": events[-1].id if len(events) == limit else None,
+        }
+
+    @app.get("/v1/reports/usage", tags=["reports"])
+    async def usage(f: SearchFilters, role: AnyRole) -> dict:
+        """Provider results by UTC day, team and model: requests, tokens and cost."""
+        rows = await store.usage_report(f)
+        return {"rows": rows, "total_cost_usd": round(sum(r["cost_usd"] for r in rows), 9)}
+
+    @app.get("/v1/export", tags=["export"], response_class=StreamingResponse,
+             responses={200: {"content": {t: {} for t in export.MEDIA_TYPES.values()}}})
+    async def export_events(
+        f: SearchFilters, role: AnyRole,
+        format: Literal["jsonl", "csv", "parquet"] = "jsonl",
+        limit: Annotated[int | None, Query(ge=1, le=10_000_000)] = None,
+    ) -> StreamingResponse:
+        """Every matching event as a file; text columns empty for role ops."""
+        pages = export.iter_rows(store, f, role, limit)
+        name = f"audit-export.{format}"
+        headers = {"Content-Disposition": f'attachment; filename="{name}"'}
+        body = await _parquet(pages) if format == "parquet" else _text_stream(format, pages)
+        return StreamingResponse(body, media_type=export.MEDIA_TYPES[format], headers=headers)
+
+    @app.get("/v1/verify", tags=["integrity"])
+    async def verify(role: AnyRole) -> dict[str, Any]:
+        """Walk every hash chain; report the first row of each chain that does not hold."""
+        report = await store.verify()
+        return {
+            "ok": report.ok, "rows_checked": report.rows_checked,
+            "chains_checked": report.chains_checked,
+            "problems": [asdict(p) for p in report.problems],
+        }
+
+    from modelbus_audit.ui import ui_router  # the page reuses this module's auth helpers
+
+    app.include_router(ui_router(store))
+    return app
+
+
+async def _text_stream(fmt: str, pages: AsyncIterator[list[dict]]) -> AsyncIterator[bytes]:
+    first = True
+    async for rows in pages:
+        yield export.encode_text_page(fmt, rows, first)
+        first = False
+    if first and fmt == "csv":
+        yield export.encode_text_page(fmt, [], True)
+
+
+async def _parquet(pages: AsyncIterator[list[dict]]) -> AsyncIterator[bytes]:
+    """Parquet needs its footer at the end: build it in a spooled file, then stream it."""
+    spool = tempfile.SpooledTemporaryFile(max_size=16 * 1024 * 1024)  # noqa: SIM115 - closed by chunks()
+    await export.write_export(pages, "parquet", spool)
+    spool.seek(0)
+
+    async def chunks() -> AsyncIterator[bytes]:
+        try:
+            while chunk := spool.read(256 * 1024):
+                yield chunk
+        finally:
+            spool.close()
+
+    return chunks()

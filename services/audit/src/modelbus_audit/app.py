@@ -1,0 +1,73 @@
+"""Audit composition root: every ``modelbus.*`` topic (DLQs included) into the lineage store,
+and the query API on the service's HTTP port.
+
+Subscribes by pattern, so a new topic is audited without a change. Each batch is made safe to
+store (:mod:`modelbus_audit.privacy`) and written in one transaction; when the store is down
+the batch is retried in place and nothing is committed, so the consumer catches up afterwards
+with no row lost. The query API and compliance page (:mod:`modelbus_audit.api`) are mounted
+on the health server next to ``/healthz``; a retention task purges old text when configured.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from modelbus_runtime.consumer import EventConsumer
+from modelbus_runtime.errors import TransientInfraError
+from modelbus_runtime.inbound import Inbound
+from modelbus_runtime.service import Service, ServiceContext, run_service
+from modelbus_schemas.topics import AUDIT_PATTERN
+from starlette.routing import Mount
+
+from modelbus_audit.api import create_api
+from modelbus_audit.db import database_url_from_env
+from modelbus_audit.privacy import protect
+from modelbus_audit.record import AuditRecord
+from modelbus_audit.retention import run_retention
+from modelbus_audit.settings import AuditSettings
+from modelbus_audit.store import AuditStore, AuditStoreUnavailable
+
+
+async def build(ctx: ServiceContext) -> Service:
+    settings: AuditSettings = ctx.settings  # type: ignore[assignment]
+    policy, keys = settings.privacy_policy(), settings.api_keys()
+    store = await AuditStore.open(database_url_from_env())
+
+    async def write(batch: list[Inbound]) -> None:
+        records = [
+            protect(AuditRecord.from_message(
+                m.topic, m.partition, m.offset, m.key, m.value, m.headers, m.timestamp_ms
+            ), policy)
+            for m in batch
+        ]
+        try:
+            await store.write(records)
+        except AuditStoreUnavailable as exc:
+            raise TransientInfraError(str(exc)) from exc
+
+    consumer = EventConsumer(
+        ctx.settings, group_id=settings.audit_group_id, pattern=AUDIT_PATTERN, dlq=ctx.dlq,
+        batch_handler=write,
+    )
+    stop_retention = asyncio.Event()
+    tasks = []
+    if settings.audit_retention_days > 0:
+        tasks.append(asyncio.create_task(run_retention(
+            store, settings.audit_retention_days, settings.audit_retention_interval_s,
+            stop_retention)))
+
+    async def close() -> None:
+        stop_retention.set()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await store.close()
+
+    return Service(consumers=[consumer], closers=[close],
+                   routes=[Mount("", app=create_api(store, keys))])
+
+
+def main() -> None:
+    run_service("audit", AuditSettings(), build)
+
+
+if __name__ == "__main__":
+    main()

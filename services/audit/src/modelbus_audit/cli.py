@@ -1,0 +1,106 @@
+"""The audit commands the ``modelbus`` CLI wires in: plain async functions returning text.
+
+``show`` prints a request's lineage (text or JSON); ``search`` a page of matching events;
+``report`` usage and cost by day, team and model; ``export`` writes JSONL/CSV/Parquet with a
+progress callback; ``purge`` empties old text (retention); ``verify`` checks every hash chain.
+All open the store at ``url`` or, by default, at :func:`modelbus_audit.db.database_url_from_env`.
+The CLI reads the database directly, so it sees stored text; ``metadata_only`` gives the
+``ops`` view.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from modelbus_audit import export as exporter
+from modelbus_audit.lineage import build_lineage
+from modelbus_audit.queries import Filters
+from modelbus_audit.render import render_text
+from modelbus_audit.store import AuditStore
+from modelbus_audit.views import Role, event_dict
+
+SEARCH_COLUMNS = ("id", "event_time", "kind", "request_id", "tenant", "team", "caller_user",
+                  "task", "provider", "model", "data_class", "status", "cost_usd")
+REPORT_COLUMNS = ("day", "team", "provider", "model", "requests", "results", "input_tokens",
+                  "output_tokens", "cost_usd")
+
+
+@asynccontextmanager
+async def _opened(url: str | None) -> AsyncIterator[AuditStore]:
+    store = await AuditStore.open(url)
+    try:
+        yield store
+    finally:
+        await store.close()
+
+
+async def show(request_id: str, url: str | None = None, as_json: bool = False) -> str:
+    """The lineage of ``request_id`` as terminal text, or as indented JSON."""
+    async with _opened(url) as store:
+        lineage = build_lineage(request_id, await store.lineage(request_id))
+    if as_json:
+        return json.dumps(lineage.to_dict(), indent=2, default=str)
+    return render_text(lineage)
+
+
+async def search(filters: Filters, url: str | None = None, limit: int = 50, after: int = 0,
+                 as_json: bool = False) -> str:
+    async with _opened(url) as store:
+        events = await store.search(filters, limit, after)
+    rows = [event_dict(e, Role.OPS) for e in events]
+    if as_json:
+        return "\n".join(json.dumps(r, default=str) for r in rows)
+    more = f"\nnext page: --after {events[-1].id}" if len(events) == limit else ""
+    return _table(rows, SEARCH_COLUMNS) + f"\n{len(rows)} events" + more
+
+
+async def report(filters: Filters, url: str | None = None, as_json: bool = False) -> str:
+    async with _opened(url) as store:
+        rows = await store.usage_report(filters)
+    if as_json:
+        return json.dumps(rows, indent=2)
+    total = sum(r["cost_usd"] for r in rows)
+    return _table(rows, REPORT_COLUMNS) + f"\ntotal cost ${total:.6f}"
+
+
+async def export(filters: Filters, fmt: str, path: Path, url: str | None = None,
+                 metadata_only: bool = False, limit: int | None = None,
+                 progress: exporter.Progress | None = None) -> int:
+    """Write matching events to ``path``; return the number of rows."""
+    role = Role.OPS if metadata_only else Role.COMPLIANCE
+    async with _opened(url) as store:
+        with open(path, "wb") as sink:  # noqa: ASYNC230 - a CLI, nothing else on the loop
+            pages = exporter.iter_rows(store, filters, role, limit)
+            return await exporter.write_export(pages, fmt, sink, progress)
+
+
+async def purge(older_than_days: float, url: str | None = None) -> int:
+    async with _opened(url) as store:
+        return await store.purge_text(datetime.now(UTC) - timedelta(days=older_than_days))
+
+
+async def verify(url: str | None = None) -> tuple[bool, str]:
+    """Whether every chain verifies, and the report as text."""
+    async with _opened(url) as store:
+        report = await store.verify()
+    return report.ok, report.describe()
+
+
+def _table(rows: list[dict], columns: tuple[str, ...]) -> str:
+    cells = [[_cell(row.get(c)) for c in columns] for row in rows]
+    widths = [max([len(c)] + [len(r[i]) for r in cells]) for i, c in enumerate(columns)]
+    line = lambda values: "  ".join(v.ljust(w) for v, w in zip(values, widths, strict=True))
+    return "\n".join([line(list(columns))] + [line(r) for r in cells]).rstrip()
+
+
+def _cell(value) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.6f}"
+    text = str(value)
+    return text if text.isprintable() else text.encode("unicode_escape").decode()

@@ -1,0 +1,158 @@
+"""Where the audit store lives and how to connect to it: URL resolution, engine, migrations.
+
+One code path for both back ends: PostgreSQL through ``postgresql+asyncpg`` (production) and
+SQLite through ``sqlite+aiosqlite`` (the embedded default). Alembic migrations run through
+``AsyncConnection.run_sync``; on PostgreSQL an advisory lock makes concurrent starts of several
+audit consumers safe (one migrates, the others wait, then find the schema at head).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import event, text
+from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.pool import StaticPool
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+VERSION_TABLE = "audit_alembic_version"
+DEFAULT_SQLITE_PATH = ".modelbus/audit.db"
+_MIGRATION_LOCK_KEY = 0x6D6F_6475_6974  # arbitrary, constant: "modeluit"
+_PG_SCHEMES = ("postgresql", "postgres")
+SQLITE_BEGIN_OPTION = "modelbus_sqlite_begin"
+
+
+def database_url_from_env(env: Mapping[str, str] | None = None) -> str:
+    """``DATABASE_URL`` (rewritten to its async driver), else the SQLite file at
+    ``$MODELBUS_AUDIT_SQLITE_PATH`` or ``.modelbus/audit.db`` (its folder is created)."""
+    env = os.environ if env is None else env
+    url = env.get("DATABASE_URL", "").strip()
+    if url:
+        return async_url(url)
+    path = Path(env.get("MODELBUS_AUDIT_SQLITE_PATH") or DEFAULT_SQLITE_PATH).expanduser()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return f"sqlite+aiosqlite:///{path.resolve()}"
+
+
+def async_url(url: str) -> str:
+    """Rewrite ``postgres://``, ``postgresql[+driver]://`` and ``sqlite[+driver]://`` URLs to
+    the async drivers; ``sslmode`` (libpq) becomes asyncpg's ``ssl``."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        raise ValueError("database URL must look like scheme://...")
+    base = scheme.split("+", 1)[0].lower()
+    if base in _PG_SCHEMES:
+        parsed = make_url("postgresql+asyncpg://" + rest)
+        query = dict(parsed.query)
+        if "sslmode" in query:
+            query["ssl"] = query.pop("sslmode")
+        return parsed.set(query=query).render_as_string(hide_password=False)
+    if base == "sqlite":
+        return "sqlite+aiosqlite://" + rest
+    raise ValueError(f"unsupported database URL scheme {scheme!r} (use postgresql or sqlite)")
+
+
+def redacted(url: str) -> str:
+    """The URL with its password hidden, for messages and logs."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001
+        return "<unparseable database URL>"
+
+
+def create_engine(url: str) -> AsyncEngine:
+    """An async engine for ``url`` (any accepted form); SQLite files get WAL and a busy timeout."""
+    url = async_url(url)
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        database = parsed.database or ""
+        if database in ("", ":memory:"):
+            return _sqlite_engine(url, poolclass=StaticPool)
+        Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        return _sqlite_engine(url)
+    return create_async_engine(
+        url,
+        pool_pre_ping=True,
+        connect_args={"timeout": 10, "command_timeout": 60},
+    )
+
+
+def _sqlite_engine(url: str, **kwargs: object) -> AsyncEngine:
+    """SQLite with transactions SQLAlchemy controls (the driver's implicit BEGIN switched off):
+    DDL is transactional, and writers can ask for ``BEGIN IMMEDIATE`` (see :func:`for_writing`)
+    so two processes on one file queue for the write lock instead of failing on upgrade."""
+    busy_ms = sqlite_busy_timeout_ms()
+    engine = create_async_engine(url, connect_args={"timeout": busy_ms / 1000}, **kwargs)
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection, _record) -> None:
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA busy_timeout={busy_ms}")
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(connection) -> None:
+        mode = connection.get_execution_options().get(SQLITE_BEGIN_OPTION, "DEFERRED")
+        connection.exec_driver_sql(f"BEGIN {mode}")
+
+    return engine
+
+
+def sqlite_busy_timeout_ms(env: Mapping[str, str] | None = None) -> int:
+    """How long a SQLite writer waits for another's lock before the store counts as
+    unavailable (``MODELBUS_AUDIT_SQLITE_BUSY_TIMEOUT_MS``, default 30 s)."""
+    value = (os.environ if env is None else env).get("MODELBUS_AUDIT_SQLITE_BUSY_TIMEOUT_MS", "")
+    return int(value) if value.strip().isdigit() else 30_000
+
+
+def for_writing(engine: AsyncEngine) -> AsyncEngine:
+    """The engine to write through: takes SQLite's write lock at BEGIN; same engine elsewhere."""
+    if engine.dialect.name == "sqlite":
+        return engine.execution_options(**{SQLITE_BEGIN_OPTION: "IMMEDIATE"})
+    return engine
+
+
+def alembic_config() -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    return config
+
+
+def head_revision() -> str:
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    assert head is not None
+    return head
+
+
+async def migrate(engine: AsyncEngine) -> None:
+    """Upgrade the schema to the newest revision (a no-op when already there)."""
+    async with for_writing(engine).begin() as connection:
+        if connection.dialect.name == "postgresql":
+            await connection.execute(
+                text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK_KEY}
+            )
+        await connection.run_sync(_upgrade)
+
+
+def _upgrade(connection: Connection) -> None:
+    config = alembic_config()
+    config.attributes["connection"] = connection
+    command.upgrade(config, "head")
+
+
+async def current_revision(engine: AsyncEngine) -> str | None:
+    async with engine.connect() as connection:
+        return await connection.run_sync(
+            lambda sync: MigrationContext.configure(
+                sync, opts={"version_table": VERSION_TABLE}
+            ).get_current_revision()
+        )

@@ -1,0 +1,38 @@
+"""Audit service settings (environment, prefix ``MODELBUS_``), on top of the runtime's.
+
+``MODELBUS_AUDIT_TEXT_MODE`` ``redact`` (default) | ``hashes`` | ``full`` and
+``MODELBUS_AUDIT_REDACT_KINDS`` (comma list, default all of :data:`modelbus_runtime.pii.KINDS`)
+decide what text is stored (:mod:`modelbus_audit.privacy`); ``MODELBUS_AUDIT_API_KEYS`` holds
+the hashed API keys with roles (:mod:`modelbus_audit.auth`); ``MODELBUS_AUDIT_RETENTION_DAYS``
+(0 = keep text forever) and ``MODELBUS_AUDIT_RETENTION_INTERVAL_S`` drive the retention purge;
+``MODELBUS_AUDIT_GROUP_ID`` names the consumer group (one group audits each message once).
+"""
+
+from __future__ import annotations
+
+from modelbus_runtime.pii import KINDS
+from modelbus_runtime.settings import RuntimeSettings
+from pydantic import Field
+
+from modelbus_audit.auth import ApiKeys
+from modelbus_audit.privacy import PrivacyPolicy, TextMode
+
+
+class AuditSettings(RuntimeSettings):
+    max_message_bytes: int = 64 * 1024 * 1024  # audit records everything, even oversized poison
+    # Audit is off the request path: a long fetch wait costs it latency nobody waits for,
+    # and saves the broker answering a poll of every topic every 5 ms (see the benchmark).
+    fetch_max_wait_ms: int = 200
+    audit_group_id: str = "modelbus-audit"
+    audit_text_mode: TextMode = TextMode.REDACT
+    audit_redact_kinds: str = ",".join(KINDS)
+    audit_api_keys: str = Field(default="", repr=False)
+    audit_retention_days: float = Field(default=0.0, ge=0)
+    audit_retention_interval_s: float = Field(default=3600.0, gt=0)
+
+    def privacy_policy(self) -> PrivacyPolicy:
+        kinds = tuple(k.strip() for k in self.audit_redact_kinds.split(",") if k.strip())
+        return PrivacyPolicy(self.audit_text_mode, kinds)
+
+    def api_keys(self) -> ApiKeys:
+        return ApiKeys.parse(self.audit_api_keys)

@@ -1,0 +1,246 @@
+"""``AuditStore``: writing audit records idempotently into their hash chains, reading lineage,
+verifying integrity. SQLite and PostgreSQL through the same code.
+
+Writing a batch is one transaction: drop records whose ``event_id`` is already stored (a
+redelivery), extend each chain from its head, insert all rows with one ``executemany``, and move
+each head forward with a compare-and-set ``UPDATE ... WHERE last_seq = <seen>``. A concurrent
+writer on the same chain (a rebalance overlap, another process) makes that update or the unique
+``(chain, chain_seq)`` / ``event_id`` constraints fail; the transaction rolls back and the batch
+is retried against the new head, so the chain stays linear without ``SELECT ... FOR UPDATE``.
+Within one process a lock per chain avoids such conflicts in the first place.
+
+A database that cannot be reached raises :class:`AuditStoreUnavailable`; the consumer must then
+stop committing offsets and retry, never skip.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from collections.abc import Sequence
+from contextlib import AsyncExitStack
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from modelbus_audit import db, queries, retention
+from modelbus_audit.chain import GENESIS, seal
+from modelbus_audit.record import AuditRecord
+from modelbus_audit.stored import StoredEvent
+from modelbus_audit.tables import audit_chain_heads, audit_events
+from modelbus_audit.verify import VerifyReport, verify_chains
+
+ID_LOOKUP_CHUNK = 500
+CONFLICT_RETRIES = 5
+
+
+class AuditStoreError(RuntimeError):
+    """The audit store failed to do what was asked; nothing of the batch was stored."""
+
+
+class AuditStoreUnavailable(AuditStoreError):
+    """The database cannot be reached (down, refusing, timing out); retry later."""
+
+
+class _ChainMoved(Exception):
+    """Another writer extended a chain between our read of its head and our update."""
+
+
+class AuditStore:
+    def __init__(self, engine: AsyncEngine, url: str) -> None:
+        self.engine = engine
+        self.url = url
+        self._write_engine = db.for_writing(engine)
+        self._chain_locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+
+    @classmethod
+    async def open(cls, url: str | None = None, *, migrate: bool = True) -> AuditStore:
+        """Connect to ``url`` (default: :func:`db.database_url_from_env`) and migrate to head."""
+        url = db.async_url(url) if url else db.database_url_from_env()
+        try:
+            store = cls(db.create_engine(url), url)
+        except OSError as exc:
+            where = db.redacted(url)
+            raise AuditStoreUnavailable(f"cannot open audit store {where}: {exc}") from exc
+        if migrate:
+            try:
+                await store.migrate()
+            except BaseException:
+                await store.close()
+                raise
+        return store
+
+    async def migrate(self) -> None:
+        async with self._translate_errors("migrate"):
+            await db.migrate(self.engine)
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+    async def write(self, records: Sequence[AuditRecord]) -> int:
+        """Store the records not stored yet; return how many rows were inserted."""
+        unique: dict[str, AuditRecord] = {}
+        for record in records:
+            unique.setdefault(record.event_id, record)
+        if not unique:
+            return 0
+        chains = sorted({record.chain for record in unique.values()})
+        async with AsyncExitStack() as stack:
+            for chain in chains:  # sorted: two batches never wait on each other in a cycle
+                await stack.enter_async_context(self._chain_locks[chain])
+            for attempt in range(CONFLICT_RETRIES):
+                try:
+                    async with self._translate_errors("write"):
+                        return await self._write_once(list(unique.values()))
+                except (_ChainMoved, IntegrityError) as exc:
+                    if attempt == CONFLICT_RETRIES - 1:
+                        raise AuditStoreError(
+                            f"audit write kept conflicting with another writer: {exc}"
+                        ) from exc
+                    await asyncio.sleep(0.05 * (attempt + 1))
+        raise AssertionError("unreachable")
+
+    async def _write_once(self, records: list[AuditRecord]) -> int:
+        async with self._write_engine.begin() as connection:
+            stored = await self._stored_ids(connection, [r.event_id for r in records])
+            fresh = [r for r in records if r.event_id not in stored]
+            if not fresh:
+                return 0
+            by_chain: defaultdict[str, list[AuditRecord]] = defaultdict(list)
+            for record in fresh:
+                by_chain[record.chain].append(record)
+            heads = await self._heads(connection, list(by_chain))
+            now = datetime.now(UTC)
+            rows: list[dict[str, Any]] = []
+            new_heads: dict[str, tuple[int, str]] = {}
+            for chain, chain_records in by_chain.items():
+                seq, prev = heads.get(chain, (0, GENESIS))
+                for record in sorted(chain_records, key=lambda r: r.kafka_offset):
+                    seq += 1
+                    row = record.to_row()
+                    row.update(chain=chain, chain_seq=seq, stored_at=now)
+                    prev = seal(row, prev)
+                    rows.append(row)
+                new_heads[chain] = (seq, prev)
+            await connection.execute(insert(audit_events), rows)
+            for chain, (seq, last_hash) in new_heads.items():
+                await self._move_head(connection, chain, heads.get(chain), seq, last_hash, now)
+            return len(rows)
+
+    @staticmethod
+    async def _stored_ids(connection: AsyncConnection, event_ids: list[str]) -> set[str]:
+        found: set[str] = set()
+        for start in range(0, len(event_ids), ID_LOOKUP_CHUNK):
+            chunk = event_ids[start : start + ID_LOOKUP_CHUNK]
+            result = await connection.execute(
+                select(audit_events.c.event_id).where(audit_events.c.event_id.in_(chunk))
+            )
+            found.update(result.scalars())
+        return found
+
+    @staticmethod
+    async def _heads(connection: AsyncConnection, chains: list[str]) -> dict[str, tuple[int, str]]:
+        result = await connection.execute(
+            select(audit_chain_heads).where(audit_chain_heads.c.chain.in_(chains))
+        )
+        return {row.chain: (row.last_seq, row.last_row_hash) for row in result}
+
+    @staticmethod
+    async def _move_head(
+        connection: AsyncConnection,
+        chain: str,
+        seen: tuple[int, str] | None,
+        seq: int,
+        last_hash: str,
+        now: datetime,
+    ) -> None:
+        values = {"last_seq": seq, "last_row_hash": last_hash, "updated_at": now}
+        if seen is None:  # a concurrent first writer makes this insert fail: retried
+            await connection.execute(insert(audit_chain_heads).values(chain=chain, **values))
+            return
+        result = await connection.execute(
+            update(audit_chain_heads)
+            .where(audit_chain_heads.c.chain == chain, audit_chain_heads.c.last_seq == seen[0])
+            .values(**values)
+        )
+        if result.rowcount != 1:
+            raise _ChainMoved(chain)
+
+    async def lineage(self, request_id: str) -> list[StoredEvent]:
+        """Every stored event of a request, by event time then request→…→dead letter."""
+        async with self._translate_errors("read"), self.engine.connect() as connection:
+            result = await connection.execute(
+                select(audit_events).where(audit_events.c.request_id == request_id)
+            )
+            events = [StoredEvent.from_row(row) for row in result.mappings()]
+        return sorted(events, key=StoredEvent.sort_key)
+
+    async def search(
+        self, filters: queries.Filters, limit: int = 100, after_id: int = 0
+    ) -> list[StoredEvent]:
+        """One page of events matching ``filters``, after row id ``after_id``."""
+        async with self._translate_errors("read"), self.engine.connect() as connection:
+            return await queries.search(connection, filters, limit, after_id)
+
+    async def usage_report(self, filters: queries.Filters) -> list[dict[str, Any]]:
+        """Tokens and cost of provider results by day, team and model."""
+        async with self._translate_errors("read"), self.engine.connect() as connection:
+            return await queries.usage_report(connection, filters)
+
+    async def purge_text(self, before: datetime) -> int:
+        """Retention: empty the stored text of rows older than ``before`` (chain stays valid)."""
+        async with self._translate_errors("purge"):
+            return await retention.purge_text(self._write_engine, before)
+
+    async def verify(self) -> VerifyReport:
+        """Walk every chain; report the first row whose hashes or links do not hold."""
+        async with self._translate_errors("verify"), self.engine.connect() as connection:
+            return await verify_chains(connection)
+
+    async def count(self) -> int:
+        """How many rows the store holds."""
+        query = select(func.count()).select_from(audit_events)
+        async with self._translate_errors("read"), self.engine.connect() as connection:
+            return (await connection.execute(query)).scalar_one()
+
+    def _translate_errors(self, action: str) -> _ErrorTranslation:
+        return _ErrorTranslation(action, self.url)
+
+
+class _ErrorTranslation:
+    """Turn driver errors into AuditStoreUnavailable / AuditStoreError with a clear message."""
+
+    def __init__(self, action: str, url: str) -> None:
+        self.action, self.url = action, url
+
+    async def __aenter__(self) -> None:
+        return None
+
+    async def __aexit__(self, exc_type, exc, tb) -> bool:
+        if exc is None or isinstance(exc, IntegrityError | _ChainMoved | AuditStoreError):
+            return False
+        where = db.redacted(self.url)
+        if _is_unavailable(exc):
+            raise AuditStoreUnavailable(
+                f"audit store {where} unavailable during {self.action}: {_short(exc)}"
+            ) from exc
+        if isinstance(exc, DBAPIError):
+            raise AuditStoreError(f"audit store {self.action} failed: {_short(exc)}") from exc
+        return False
+
+
+def _is_unavailable(exc: BaseException) -> bool:
+    if isinstance(exc, OperationalError | InterfaceError | OSError | TimeoutError):
+        return True
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    return type(exc).__module__.startswith("asyncpg") and "Connect" in type(exc).__name__
+
+
+def _short(exc: BaseException) -> str:
+    text = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+    return (text[0] if text else type(exc).__name__)[:300]
+

@@ -1,0 +1,1 @@
+"""modelbus gateway: the OpenAI-compatible HTTP front door onto the event log."""

@@ -1,0 +1,82 @@
+"""Gateway composition root: API keys, policy, reply listener, producer, HTTP routes.
+
+The API is served by the runtime's HTTP server (``MODELBUS_HEALTH_PORT``) beside the health
+and metrics endpoints; the reply listener is the service's "consumer", so ``/readyz`` turns
+ready once this instance can receive its responses. On shutdown new calls get 503 and calls
+in flight get their answers (within ``drain_timeout_s``) before the listener stops.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sys
+
+from modelbus_router.policy import PolicyError
+from modelbus_router.reload import PolicySource
+from modelbus_runtime.redis import build_redis
+from modelbus_runtime.service import Service, ServiceContext, run_service
+from modelbus_schemas import RequestEvent
+from modelbus_schemas.topics import REQUESTS
+from pydantic import ValidationError
+
+from modelbus_gateway.api import Api
+from modelbus_gateway.auth import ApiKeys
+from modelbus_gateway.correlation import PendingReplies
+from modelbus_gateway.gateway import Gateway
+from modelbus_gateway.idempotency import IdempotencyStore
+from modelbus_gateway.replies import ReplyListener, reply_topic_for
+from modelbus_gateway.settings import GatewaySettings
+
+
+def load_keys(settings: GatewaySettings) -> ApiKeys:
+    return ApiKeys.load(settings.api_keys, settings.api_keys_file)
+
+
+async def build(ctx: ServiceContext) -> Service:
+    settings: GatewaySettings = ctx.settings  # type: ignore[assignment]
+    policies = PolicySource(settings.policy_path)
+    watcher = asyncio.create_task(policies.watch(settings.policy_reload_s))
+    redis = build_redis(settings)
+    reply_topic = settings.reply_topic or reply_topic_for(settings.instance_id)
+    producer = ctx.producer
+
+    async def publish(request: RequestEvent) -> None:
+        await producer.publish(REQUESTS, request, key=request.request_id,
+                               event_id=request.request_id)
+
+    gateway = Gateway(publish, PendingReplies(settings.max_pending),
+                      IdempotencyStore(redis, settings.idempotency_ttl_s),
+                      grace_ms=settings.deadline_grace_ms, poll_ms=settings.idempotency_poll_ms)
+    api = Api(gateway, load_keys(settings), lambda: policies.current, reply_topic=reply_topic,
+              default_budget_ms=settings.default_latency_budget_ms,
+              stream_chunk_chars=settings.stream_chunk_chars)
+    listener = ReplyListener(settings, reply_topic, settings.reply_partitions,
+                             gateway.on_response,
+                             before_stop=lambda: gateway.drain(settings.drain_timeout_s))
+
+    async def close() -> None:
+        watcher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await watcher
+        await redis.aclose()
+
+    return Service(consumers=[listener], closers=[close], routes=api.routes())
+
+
+def main() -> None:
+    try:
+        settings = GatewaySettings()
+        PolicySource(settings.policy_path)
+        keys = load_keys(settings)
+    except (PolicyError, ValidationError, ValueError) as exc:
+        print(f"gateway: refusing to start: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    if not len(keys):
+        print("gateway: warning: no API keys configured; every call will get 401",
+              file=sys.stderr)
+    run_service("gateway", settings, build)
+
+
+if __name__ == "__main__":
+    main()

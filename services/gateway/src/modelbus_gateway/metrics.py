@@ -1,0 +1,13 @@
+"""Prometheus metrics of the gateway (the runtime's shared ones are served alongside)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+CALLS = Counter("modelbus_gateway_calls_total", "Chat completion calls by HTTP status",
+                ["status"])
+CALL_SECONDS = Histogram(
+    "modelbus_gateway_call_seconds", "Time from HTTP request to response",
+    buckets=(0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+)
+PENDING = Gauge("modelbus_gateway_pending_calls", "Calls awaiting their response event")

@@ -1,0 +1,94 @@
+"""Router composition root: consume requests, route them with the engine, publish the tasks
+(or the one response: an error or a cache hit; or, for a request the approval gate parks,
+the approval request), then complete the idempotency claim. A second consumer reads the
+approvers' decisions and publishes what routing the parked request produced."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sys
+
+from modelbus_runtime.circuit import CircuitBreakers
+from modelbus_runtime.consumer import EventConsumer
+from modelbus_runtime.inbound import Inbound
+from modelbus_runtime.redis import build_redis
+from modelbus_runtime.service import Service, ServiceContext, run_service
+from modelbus_runtime.settings import RuntimeSettings
+from modelbus_schemas import ApprovalDecisionEvent, RequestEvent
+from modelbus_schemas.topics import APPROVALS_DECISIONS, APPROVALS_PENDING, REQUESTS, tasks_topic
+from pydantic import Field
+
+from modelbus_router.engine import Outcome, RouterEngine
+from modelbus_router.policy import PolicyError, load_policy
+from modelbus_router.reload import PolicySource
+
+
+class RouterSettings(RuntimeSettings):
+    policy_path: str | None = Field(default=None, description="YAML policy; default: packaged")
+    policy_reload_s: float = Field(default=1.0, gt=0, description="how often to check the file")
+
+
+async def build(ctx: ServiceContext) -> Service:
+    settings: RouterSettings = ctx.settings  # type: ignore[assignment]
+    policies = PolicySource(settings.policy_path)  # a bad policy raises: refuse to start
+    redis = build_redis(settings)
+    engine = RouterEngine(policies, redis, health=CircuitBreakers(redis))
+    producer = ctx.producer
+    watcher = asyncio.create_task(policies.watch(settings.policy_reload_s))
+
+    async def handle(message: Inbound) -> None:
+        request = message.decode(RequestEvent)
+        await emit(request, await engine.route(request), message.passthrough_headers())
+
+    async def handle_decision(message: Inbound) -> None:
+        outcome = await engine.on_approval(message.decode(ApprovalDecisionEvent))
+        if outcome.request is not None:
+            await emit(outcome.request, outcome, message.passthrough_headers())
+
+    async def emit(request: RequestEvent, outcome: Outcome, carry: dict[str, str]) -> None:
+        if outcome.approval is not None:
+            await producer.publish(APPROVALS_PENDING, outcome.approval, key=request.request_id,
+                                   event_id=outcome.approval.event_id, headers=carry)
+        if outcome.response is not None:
+            await producer.publish(
+                request.reply_to, outcome.response, key=request.request_id,
+                event_id=outcome.response.event_id, headers=carry,
+            )
+        if outcome.tasks:
+            await asyncio.gather(*(
+                producer.publish(tasks_topic(t.provider), t, key=t.request_id,
+                                 event_id=t.event_id, headers=carry)
+                for t in outcome.tasks
+            ))
+        if outcome.tasks or outcome.finished:
+            await engine.published(request)
+
+    async def close() -> None:
+        watcher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await watcher
+        await redis.aclose()
+
+    consumer = EventConsumer(
+        ctx.settings, group_id="modelbus-router", topics=[REQUESTS], dlq=ctx.dlq, handler=handle
+    )
+    approvals = EventConsumer(
+        ctx.settings, group_id="modelbus-router-approvals", topics=[APPROVALS_DECISIONS],
+        dlq=ctx.dlq, handler=handle_decision,
+    )
+    return Service(consumers=[consumer, approvals], closers=[close])
+
+
+def main() -> None:
+    settings = RouterSettings()
+    try:
+        load_policy(settings.policy_path)
+    except PolicyError as exc:
+        print(f"router: refusing to start: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    run_service("router", settings, build)
+
+
+if __name__ == "__main__":
+    main()

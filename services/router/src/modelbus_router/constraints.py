@@ -1,0 +1,61 @@
+"""Constraints every candidate must pass before dispatch, and the access check of a route.
+
+Each check returns the reason a candidate is rejected (recorded on the decision), or None:
+
+* data class → allowed surfaces: restricted data never reaches a hosted model;
+* the model's own data-class allowlist, when it has one;
+* region: the request's region must be among the model's regions (``"*"``: any);
+* context window: estimated input tokens plus the requested output must fit;
+* health: a model whose circuit is open is skipped.
+
+:func:`check_access` is the RBAC part: a route may be restricted to tenants and teams.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+
+from modelbus_schemas import Caller, ErrorCode, RequestEvent
+
+from modelbus_router.catalog import CatalogModel
+from modelbus_router.errors import RoutingError
+from modelbus_router.policy import Policy
+from modelbus_router.routes import Access
+
+
+def rejection_reason(
+    policy: Policy,
+    model: CatalogModel,
+    request: RequestEvent,
+    required_tokens: int,
+    open_circuits: Collection[tuple[str, str]],
+) -> str | None:
+    data_class = request.data_class
+    if model.surface not in policy.surfaces_for(data_class):
+        return f"data_class: {data_class.value} data may not reach a {model.surface} model"
+    if model.data_classes is not None and data_class not in model.data_classes:
+        return f"data_class: the model does not accept {data_class.value} data"
+    if not model.serves_region(request.region):
+        return f"region: {request.region} not among {model.regions}"
+    if required_tokens > model.context_window:
+        return (
+            f"context_window: needs ~{required_tokens} tokens, the window is "
+            f"{model.context_window}"
+        )
+    if (model.provider, model.model) in open_circuits:
+        return "health: circuit open"
+    return None
+
+
+def check_access(route_name: str, allow: Access | None, caller: Caller) -> None:
+    """Raise ``forbidden`` unless the caller's tenant and team are allowed on the route."""
+    if allow is None:
+        return
+    if allow.tenants is not None and caller.tenant not in allow.tenants:
+        raise RoutingError(
+            ErrorCode.FORBIDDEN, f"tenant {caller.tenant!r} may not use task {route_name!r}"
+        )
+    if allow.teams is not None and caller.team not in allow.teams:
+        raise RoutingError(
+            ErrorCode.FORBIDDEN, f"team {caller.team!r} may not use task {route_name!r}"
+        )
