@@ -1,0 +1,1 @@
+"""modelbus package."""

@@ -1,0 +1,128 @@
+"""``modelbus audit``: show a lineage, search, report usage and cost, export, purge, verify.
+
+Every command reads the audit store directly (``--database-url``, else ``DATABASE_URL``, else
+the store a running ``modelbus run`` uses). Exports print their progress to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+from modelbus_cli.endpoints import resolve
+
+FILTERS = ("tenant", "team", "user", "task", "provider", "model", "data_class", "status", "kind",
+           "request_id")
+
+
+def _url(args: argparse.Namespace) -> str | None:
+    return resolve(args.workdir, database_url=args.database_url).database_url
+
+
+def _time(text: str) -> datetime:
+    moment = datetime.fromisoformat(text)
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def _filters(args: argparse.Namespace):
+    from modelbus_audit.queries import Filters
+
+    values = {name: getattr(args, name) for name in FILTERS}
+    return Filters(**values, since=args.since, until=args.until)
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    from modelbus_audit.cli import show
+
+    print(asyncio.run(show(args.request_id, url=_url(args), as_json=args.json)))
+    return 0
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    from modelbus_audit.cli import search
+
+    print(asyncio.run(search(_filters(args), _url(args), args.limit, args.after, args.json)))
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from modelbus_audit.cli import report
+
+    print(asyncio.run(report(_filters(args), _url(args), args.json)))
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from modelbus_audit.cli import export
+
+    fmt = args.format or Path(args.output).suffix.lstrip(".") or "jsonl"
+    started = datetime.now(UTC)
+
+    def progress(rows: int) -> None:
+        seconds = (datetime.now(UTC) - started).total_seconds()
+        print(f"\rexported {rows} rows ({seconds:.1f}s)", end="", file=sys.stderr, flush=True)
+
+    rows = asyncio.run(export(_filters(args), fmt, Path(args.output), _url(args),
+                              args.metadata_only, args.limit, progress))
+    print(f"\r{rows} rows written to {args.output} ({fmt})", file=sys.stderr)
+    return 0
+
+
+def cmd_purge(args: argparse.Namespace) -> int:
+    from modelbus_audit.cli import purge
+
+    rows = asyncio.run(purge(args.older_than_days, _url(args)))
+    print(f"purged the text of {rows} rows older than {args.older_than_days} days")
+    return 0
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from modelbus_audit.cli import verify
+
+    ok, text = asyncio.run(verify(url=_url(args)))
+    print(text)
+    return 0 if ok else 1
+
+
+def _add_filters(parser: argparse.ArgumentParser) -> None:
+    for name in FILTERS:
+        parser.add_argument(f"--{name.replace('_', '-')}", dest=name, default=None)
+    parser.add_argument("--since", type=_time, default=None, help="ISO-8601, UTC if no zone")
+    parser.add_argument("--until", type=_time, default=None, help="ISO-8601, exclusive")
+
+
+def register(sub) -> None:
+    audit = sub.add_parser("audit", help="query the audit store").add_subparsers(
+        dest="audit_command", required=True)
+    show = audit.add_parser("show", help="print one request's lineage")
+    show.add_argument("request_id")
+    show.add_argument("--json", action="store_true")
+    show.set_defaults(func=cmd_show)
+    search = audit.add_parser("search", help="events by tenant, team, user, model, time, ...")
+    _add_filters(search)
+    search.add_argument("--limit", type=int, default=50)
+    search.add_argument("--after", type=int, default=0, help="row id to continue after")
+    search.add_argument("--json", action="store_true", help="one JSON object per line")
+    search.set_defaults(func=cmd_search)
+    report = audit.add_parser("report", help="usage and cost by day, team and model")
+    _add_filters(report)
+    report.add_argument("--json", action="store_true")
+    report.set_defaults(func=cmd_report)
+    export = audit.add_parser("export", help="write matching events as JSONL, CSV or Parquet")
+    _add_filters(export)
+    export.add_argument("output", help="file to write; the suffix picks the format")
+    export.add_argument("--format", choices=("jsonl", "csv", "parquet"), default=None)
+    export.add_argument("--metadata-only", action="store_true", help="leave out stored text")
+    export.add_argument("--limit", type=int, default=None)
+    export.set_defaults(func=cmd_export)
+    purge = audit.add_parser("purge", help="retention: remove stored text older than N days")
+    purge.add_argument("--older-than-days", type=float, required=True)
+    purge.set_defaults(func=cmd_purge)
+    verify = audit.add_parser("verify", help="verify the tamper-evident hash chains")
+    verify.set_defaults(func=cmd_verify)
+    for p in (show, search, report, export, purge, verify):
+        p.add_argument("--database-url", default=None)
+        p.add_argument("--workdir", default=".modelbus")

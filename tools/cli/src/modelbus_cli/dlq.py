@@ -1,0 +1,176 @@
+"""Dead-letter topics for ops: list, inspect, filter, and redrive records to their source.
+
+A redrive republishes the record's original key, value and headers to the source topic,
+with ``ce_id`` made unique to the DLQ record (``<original>:redrive:<dlq id>``) and a
+``modelbus_redrive_of`` header, so lineage shows the redrive. Redriving the same record
+twice has the effect of once: a claim per DLQ record id is kept in Redis; a record already
+redriven is reported and not sent again (``force`` resends a record whose earlier redrive
+was interrupted before it was confirmed).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import redis.asyncio as aioredis
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from pydantic import ValidationError
+
+from modelbus_schemas import DeadLetterInfo
+from modelbus_schemas.cloudevents import header_map
+from modelbus_schemas.deadletter import HEADER_PREFIX
+from modelbus_schemas.topics import all_topics
+
+REDRIVE_HEADER = "modelbus_redrive_of"
+LEDGER_TTL_S = 30 * 24 * 3600
+
+
+@dataclass(frozen=True)
+class DlqRecord:
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: list[tuple[str, bytes]]
+    info: DeadLetterInfo | None
+
+    @property
+    def dlq_id(self) -> str:
+        if self.info:
+            return self.info.event_id()
+        return f"dlq:{self.topic}:{self.partition}:{self.offset}"
+
+    def summary(self) -> str:
+        key = self.key.decode("utf-8", "replace") if self.key else "-"
+        size = len(self.value or b"")
+        if self.info is None:
+            return f"{self.topic}[{self.partition}]@{self.offset} key={key} (no dlq headers)"
+        i = self.info
+        return (f"{self.topic}[{self.partition}]@{self.offset} key={key} reason={i.reason} "
+                f"service={i.service} error={i.error_class}: {i.error_message[:80]} "
+                f"({size} bytes, from {i.source_topic}[{i.source_partition}]@{i.source_offset})")
+
+
+@dataclass(frozen=True)
+class Filter:
+    reason: str | None = None
+    service: str | None = None
+    key: str | None = None
+    contains: str | None = None
+
+    def __call__(self, record: DlqRecord) -> bool:
+        info = record.info
+        if self.reason and (info is None or info.reason != self.reason):
+            return False
+        if self.service and (info is None or info.service != self.service):
+            return False
+        if self.key and (record.key or b"").decode("utf-8", "replace") != self.key:
+            return False
+        if self.contains and (info is None or self.contains not in info.error_message):
+            return False
+        return True
+
+
+def dlq_topics() -> list[str]:
+    return [t for t in all_topics() if t.endswith(".dlq")]
+
+
+async def read_dlq(bootstrap: str, topics: list[str], want: Callable[[DlqRecord], bool] = Filter(),
+                   limit: int | None = None) -> list[DlqRecord]:
+    """Every record currently in the DLQ topics (from the beginning to the current end)."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
+                                group_id=None, fetch_max_wait_ms=50,
+                                max_partition_fetch_bytes=64 * 1024 * 1024)
+    await consumer.start()
+    try:
+        await consumer.topics()  # loads metadata of every topic
+        tps = [
+            TopicPartition(topic, p)
+            for topic in topics
+            for p in consumer.partitions_for_topic(topic) or ()
+        ]
+        if not tps:
+            return []
+        consumer.assign(tps)
+        ends = await consumer.end_offsets(tps)
+        await consumer.seek_to_beginning(*tps)
+        pending = {tp for tp in tps if ends[tp] > 0}
+        found: list[DlqRecord] = []
+        idle_polls = 0
+        while pending and idle_polls < 6:  # 3 s without a record: nothing more to read
+            batch = await consumer.getmany(*pending, timeout_ms=500)
+            idle_polls = 0 if batch else idle_polls + 1
+            for tp, records in batch.items():
+                for r in records:
+                    if r.offset >= ends[tp]:
+                        continue
+                    record = _to_record(r)
+                    if want(record):
+                        found.append(record)
+            for tp in list(pending):
+                if await consumer.position(tp) >= ends[tp]:
+                    pending.discard(tp)
+            if limit and len(found) >= limit:
+                break
+        found.sort(key=lambda r: (r.topic, r.partition, r.offset))
+        return found[:limit] if limit else found
+    finally:
+        await consumer.stop()
+
+
+def _to_record(r) -> DlqRecord:
+    headers = list(r.headers or ())
+    try:
+        info = DeadLetterInfo.from_headers(header_map(headers))
+    except ValidationError:
+        info = None
+    return DlqRecord(r.topic, r.partition, r.offset, r.key, r.value, headers, info)
+
+
+@dataclass(frozen=True)
+class RedriveOutcome:
+    record: DlqRecord
+    sent: bool
+    note: str
+
+
+async def redrive(bootstrap: str, redis_url: str, records: list[DlqRecord],
+                  force: bool = False) -> list[RedriveOutcome]:
+    """Send records back to their source topics, each at most once (see module docstring)."""
+    client = aioredis.Redis.from_url(redis_url, socket_timeout=2)
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    await producer.start()
+    outcomes = []
+    try:
+        for record in records:
+            outcomes.append(await _redrive_one(client, producer, record, force))
+    finally:
+        await producer.stop()
+        await client.aclose()
+    return outcomes
+
+
+async def _redrive_one(client, producer, record: DlqRecord, force: bool) -> RedriveOutcome:
+    if record.info is None:
+        return RedriveOutcome(record, False, "no dead-letter headers: source unknown")
+    ledger = f"modelbus:redrive:{record.dlq_id}"
+    claimed = await client.set(ledger, b"pending", nx=True, ex=LEDGER_TTL_S)
+    if not claimed:
+        state = await client.get(ledger)
+        if state == b"done" or not force:
+            return RedriveOutcome(record, False, f"already redriven ({(state or b'').decode()})")
+    headers = []
+    for name, value in record.headers:
+        if name.startswith(HEADER_PREFIX) or name == REDRIVE_HEADER:
+            continue
+        if name == "ce_id":
+            value = value + b":redrive:" + record.dlq_id.encode()
+        headers.append((name, value))
+    headers.append((REDRIVE_HEADER, record.dlq_id.encode()))
+    await producer.send_and_wait(record.info.source_topic, record.value, key=record.key,
+                                 headers=headers)
+    await client.set(ledger, b"done", ex=LEDGER_TTL_S)
+    return RedriveOutcome(record, True, f"sent to {record.info.source_topic}")
+

@@ -1,0 +1,46 @@
+"""The ``modelbus`` command.
+
+  modelbus run [--no-demo]          start broker, Redis, simulator and all services
+  modelbus audit show REQUEST_ID    print one request's lineage  [--json]
+  modelbus audit search|report|export|purge|verify
+                                    query, report, export and verify the audit store
+  modelbus dlq list|inspect|redrive dead-letter records
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from modelbus_cli import commands_audit, commands_dlq
+from modelbus_schemas.topics import PROVIDERS
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(prog="modelbus", description=__doc__,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = root.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="start the local stack")
+    run.add_argument("--no-demo", action="store_true", help="start without sample traffic")
+    run.add_argument("--workdir", default=".modelbus", help="logs and SQLite audit store")
+    run.add_argument("--providers", default=",".join(PROVIDERS),
+                     help=f"workers to start, of {PROVIDERS}")
+    run.set_defaults(func=_run)
+    commands_audit.register(sub)
+    commands_dlq.register(sub)
+    return root
+
+
+def _run(args: argparse.Namespace) -> int:
+    from modelbus_cli.commands_run import cmd_run
+
+    return cmd_run(args)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parser().parse_args(argv)
+    sys.exit(args.func(args))
+
+
+if __name__ == "__main__":
+    main()

