@@ -1,0 +1,138 @@
+"""NetworkPolicies: only adapter workers may leave the cluster (TCP 443 to public addresses);
+every other modelbus service may reach only DNS, Kafka and Redis (the audit also
+PostgreSQL); the gateway takes API calls from the ingress controller, every service takes
+metrics scrapes from Prometheus, and nothing else gets in.
+
+Evaluates the rendered policies the way Kubernetes does (policies add up per pod)."""
+
+from __future__ import annotations
+
+from tests.k8s.manifests import app_deployments, named, of_kind, pod_labels, selects
+
+INGRESS_NAMESPACE = "ingress-nginx"
+MONITORING_NAMESPACE = "monitoring"
+
+
+def _rules(objs, labels: dict[str, str], direction: str) -> list[dict]:
+    key = direction.lower()
+    rules: list[dict] = []
+    for policy in of_kind(objs, "NetworkPolicy"):
+        spec = policy["spec"]
+        if direction in spec.get("policyTypes", []) and selects(spec["podSelector"], labels):
+            rules += spec.get(key, [])
+    return rules
+
+
+def _egress_rules(objs, labels: dict[str, str]) -> list[dict]:
+    return _rules(objs, labels, "Egress")
+
+
+def _name(deployment) -> str:
+    return pod_labels(deployment)["app.kubernetes.io/name"]
+
+
+def _is_worker(deployment) -> bool:
+    return _name(deployment) == "adapter-worker"
+
+
+def _destinations(objs) -> dict[str, dict[str, str]]:
+    """In-cluster destinations by name, with the labels of their pods."""
+    redis = pod_labels(next(s for s in of_kind(objs, "StatefulSet") if "redis" in s["metadata"]["name"]))
+    postgres = pod_labels(next(s for s in of_kind(objs, "StatefulSet") if "postgres" in s["metadata"]["name"]))
+    (kafka,) = of_kind(objs, "Kafka")
+    # The labels Strimzi puts on the broker pods of this cluster.
+    broker = {"strimzi.io/cluster": kafka["metadata"]["name"], "strimzi.io/kind": "Kafka"}
+    return {"redis": redis, "postgres": postgres, "kafka": broker, "dns": {"k8s-app": "kube-dns"}}
+
+
+def _reachable(objs, deployment) -> set[tuple[str, int]]:
+    allowed: set[tuple[str, int]] = set()
+    for rule in _egress_rules(objs, pod_labels(deployment)):
+        for peer in rule["to"]:
+            for target, labels in _destinations(objs).items():
+                if "podSelector" in peer and selects(peer["podSelector"], labels):
+                    allowed |= {(target, p["port"]) for p in rule["ports"]}
+    return allowed
+
+
+def _admitted_ports(objs, labels: dict[str, str], from_namespace: str) -> set[int]:
+    """Ports a pod of another namespace (labelled only with its name) may open to the pod."""
+    ns_labels = {"kubernetes.io/metadata.name": from_namespace}
+    ports: set[int] = set()
+    for rule in _rules(objs, labels, "Ingress"):
+        for peer in rule.get("from", []):
+            if "namespaceSelector" not in peer or "ipBlock" in peer:
+                continue  # pod selectors alone admit pods of the policy's own namespace
+            if selects(peer["namespaceSelector"], ns_labels) and ("podSelector" not in peer or selects(peer["podSelector"], {})):
+                ports |= {p["port"] for p in rule["ports"]}
+    return ports
+
+
+def test_every_service_pod_is_egress_restricted(objs) -> None:
+    for deployment in app_deployments(objs):
+        rules = _egress_rules(objs, pod_labels(deployment))
+        assert rules, f"{deployment['metadata']['name']} has no egress policy: it may reach anything"
+        for rule in rules:
+            assert rule.get("to"), "a rule without 'to' allows every destination"
+            assert rule.get("ports"), "a rule without 'ports' allows every port"
+
+
+def test_only_workers_reach_outside_the_cluster_on_443(objs) -> None:
+    apps = app_deployments(objs)
+    assert any(_is_worker(d) for d in apps) and any(not _is_worker(d) for d in apps)
+    for deployment in apps:
+        rules = _egress_rules(objs, pod_labels(deployment))
+        external = [r for r in rules if any("ipBlock" in peer for peer in r["to"])]
+        if _is_worker(deployment):
+            assert external, f"{deployment['metadata']['name']} cannot reach its provider"
+            for rule in external:
+                assert [p["port"] for p in rule["ports"]] == [443]
+                assert all(peer["ipBlock"]["cidr"] == "0.0.0.0/0" for peer in rule["to"])
+        else:
+            assert not external, f"{deployment['metadata']['name']} may leave the cluster"
+
+
+def test_services_reach_kafka_redis_and_dns_and_only_the_audit_reaches_postgres(objs) -> None:
+    for deployment in app_deployments(objs):
+        allowed = _reachable(objs, deployment)
+        assert {("kafka", 9092), ("redis", 6379), ("dns", 53)} <= allowed, _name(deployment)
+        assert (("postgres", 5432) in allowed) == (_name(deployment) == "audit"), _name(deployment)
+
+
+def test_gateway_egress_is_dns_kafka_and_redis_only(objs) -> None:
+    gateway = named(objs, "Deployment", "gateway")
+    rules = _egress_rules(objs, pod_labels(gateway))
+    assert rules
+    for rule in rules:
+        for peer in rule["to"]:
+            assert "ipBlock" not in peer, "the gateway may leave the cluster (provider egress)"
+            if "namespaceSelector" in peer:  # only cluster DNS lives in another namespace
+                assert peer.get("podSelector") == {"matchLabels": {"k8s-app": "kube-dns"}}, peer
+    assert _reachable(objs, gateway) == {("dns", 53), ("kafka", 9092), ("redis", 6379)}
+    # Every rule that selects the gateway names one of those destinations and ports.
+    ports = {p["port"] for rule in rules for p in rule["ports"]}
+    assert ports == {53, 9092, 6379}
+
+
+def test_gateway_api_is_open_to_the_ingress_controller_and_no_other_service_is(objs) -> None:
+    gateway = named(objs, "Deployment", "gateway")
+    (api_port,) = [p["containerPort"] for p in gateway["spec"]["template"]["spec"]["containers"][0]["ports"]]
+    assert _admitted_ports(objs, pod_labels(gateway), INGRESS_NAMESPACE) == {api_port}
+    assert _admitted_ports(objs, pod_labels(gateway), "some-other-namespace") == set()
+    for deployment in app_deployments(objs):
+        labels = pod_labels(deployment)
+        assert _admitted_ports(objs, labels, MONITORING_NAMESPACE) == {8080}, _name(deployment)
+        if deployment is not gateway:
+            assert _admitted_ports(objs, labels, INGRESS_NAMESPACE) == set(), _name(deployment)
+
+
+def test_only_the_audit_may_connect_to_postgres(objs) -> None:
+    postgres = pod_labels(next(s for s in of_kind(objs, "StatefulSet") if "postgres" in s["metadata"]["name"]))
+    ingress = [p for p in of_kind(objs, "NetworkPolicy")
+               if "Ingress" in p["spec"]["policyTypes"] and selects(p["spec"]["podSelector"], postgres)]
+    assert ingress
+    for deployment in app_deployments(objs):
+        admitted = any(selects(peer.get("podSelector"), pod_labels(deployment))
+                       for policy in ingress for rule in policy["spec"].get("ingress", [])
+                       for peer in rule.get("from", []))
+        assert admitted == (_name(deployment) == "audit")
