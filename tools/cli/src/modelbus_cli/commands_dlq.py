@@ -6,7 +6,7 @@ import argparse
 import asyncio
 import sys
 
-from modelbus_cli.dlq import Filter, read_dlq, redrive
+from modelbus_cli.dlq import DlqReadStalled, Filter, read_dlq, redrive
 from modelbus_cli.dlq import dlq_topics as known_dlq_topics
 from modelbus_cli.endpoints import resolve
 from modelbus_schemas.topics import dlq_topic
@@ -22,9 +22,20 @@ def _filter(args) -> Filter:
     return Filter(reason=args.reason, service=args.service, key=args.key, contains=args.contains)
 
 
+def _read(bootstrap: str, topics: list[str], want=Filter(), limit: int | None = None):
+    """The matching records, or None after telling the user why the listing is incomplete."""
+    try:
+        return asyncio.run(read_dlq(bootstrap, topics, want, limit))
+    except DlqReadStalled as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return None
+
+
 def cmd_list(args: argparse.Namespace) -> int:
     ends = resolve(args.workdir, bootstrap=args.bootstrap)
-    records = asyncio.run(read_dlq(ends.bootstrap, _topics(args), _filter(args), args.limit))
+    records = _read(ends.bootstrap, _topics(args), _filter(args), args.limit)
+    if records is None:
+        return 2
     for record in records:
         print(record.summary())
     print(f"{len(records)} record(s)", file=sys.stderr)
@@ -33,7 +44,9 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 def cmd_inspect(args: argparse.Namespace) -> int:
     ends = resolve(args.workdir, bootstrap=args.bootstrap)
-    records = asyncio.run(read_dlq(ends.bootstrap, [args.dlq_topic]))
+    records = _read(ends.bootstrap, [args.dlq_topic])
+    if records is None:
+        return 2
     match = [r for r in records if r.partition == args.partition and r.offset == args.offset]
     if not match:
         print("no such record", file=sys.stderr)
@@ -49,7 +62,9 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 
 def cmd_redrive(args: argparse.Namespace) -> int:
     ends = resolve(args.workdir, bootstrap=args.bootstrap, redis_url=args.redis_url)
-    records = asyncio.run(read_dlq(ends.bootstrap, _topics(args), _filter(args), args.limit))
+    records = _read(ends.bootstrap, _topics(args), _filter(args), args.limit)
+    if records is None:
+        return 2
     if not records:
         print("nothing matches")
         return 0

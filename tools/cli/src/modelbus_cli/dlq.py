@@ -10,6 +10,7 @@ was interrupted before it was confirmed).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -78,10 +79,17 @@ def dlq_topics() -> list[str]:
 
 
 async def read_dlq(bootstrap: str, topics: list[str], want: Callable[[DlqRecord], bool] = Filter(),
-                   limit: int | None = None) -> list[DlqRecord]:
-    """Every record currently in the DLQ topics (from the beginning to the current end)."""
+                   limit: int | None = None, stall_s: float = 30.0) -> list[DlqRecord]:
+    """Every record currently in the DLQ topics (from the beginning to the current end).
+
+    Offsets are reset to the earliest on assignment (``auto_offset_reset``) rather than by
+    ``seek_to_beginning``: the latter races the reset aiokafka starts on ``assign`` and can
+    lose to it, silently starting at the end. Reading stops when every partition's position
+    reaches the end captured at the start, or when no position moved for ``stall_s``.
+    """
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
-                                group_id=None, fetch_max_wait_ms=50,
+                                group_id=None, auto_offset_reset="earliest",
+                                fetch_max_wait_ms=50,
                                 max_partition_fetch_bytes=64 * 1024 * 1024)
     await consumer.start()
     try:
@@ -94,14 +102,15 @@ async def read_dlq(bootstrap: str, topics: list[str], want: Callable[[DlqRecord]
         if not tps:
             return []
         consumer.assign(tps)
+        starts = await consumer.beginning_offsets(tps)
         ends = await consumer.end_offsets(tps)
-        await consumer.seek_to_beginning(*tps)
-        pending = {tp for tp in tps if ends[tp] > 0}
+        for tp in tps:
+            consumer.seek(tp, starts[tp])
+        pending = {tp for tp in tps if ends[tp] > starts[tp]}
         found: list[DlqRecord] = []
-        idle_polls = 0
-        while pending and idle_polls < 6:  # 3 s without a record: nothing more to read
+        last_progress = time.monotonic()
+        while pending and time.monotonic() - last_progress < stall_s:
             batch = await consumer.getmany(*pending, timeout_ms=500)
-            idle_polls = 0 if batch else idle_polls + 1
             for tp, records in batch.items():
                 for r in records:
                     if r.offset >= ends[tp]:
@@ -109,15 +118,28 @@ async def read_dlq(bootstrap: str, topics: list[str], want: Callable[[DlqRecord]
                     record = _to_record(r)
                     if want(record):
                         found.append(record)
+            if batch:
+                last_progress = time.monotonic()
             for tp in list(pending):
                 if await consumer.position(tp) >= ends[tp]:
                     pending.discard(tp)
             if limit and len(found) >= limit:
                 break
+        if pending and not (limit and len(found) >= limit):
+            raise DlqReadStalled(sorted(f"{tp.topic}[{tp.partition}]" for tp in pending))
         found.sort(key=lambda r: (r.topic, r.partition, r.offset))
         return found[:limit] if limit else found
     finally:
         await consumer.stop()
+
+
+class DlqReadStalled(RuntimeError):
+    """Some partitions stopped advancing before their end offset: the listing would be partial."""
+
+    def __init__(self, partitions: list[str]) -> None:
+        super().__init__("DLQ read made no progress on " + ", ".join(partitions)
+                         + "; the listing would be incomplete")
+        self.partitions = partitions
 
 
 def _to_record(r) -> DlqRecord:
