@@ -29,6 +29,9 @@ routes:
   ab: {strategy: weighted, targets: [{model: a}, {model: b}], sticky_ttl_s: 60}
   fast: {strategy: latency, min_samples: 3, targets: [{model: a}, {model: b}]}
   safe: {strategy: fallback, targets: [{model: a}, {model: b}]}
+  checked:
+    targets: [{model: a}]
+    guardrails: {output: {deny_list: {terms: ["forbidden"]}}}
 """
 
 
@@ -174,3 +177,15 @@ async def test_latency_routing_shifts_to_the_faster_model_and_does_not_flap(engi
     slowed = {leader: 400.0, other: both_fast[other]}
     shifted = await route_and_observe(slowed, 20)
     assert shifted[-10:] == [other] * 10, f"traffic moved to the faster model: {shifted}"
+
+
+async def test_tasks_tell_the_aggregator_whether_a_guard_record_exists(engine):
+    """The plan's flag spares the aggregator a Redis lookup on unguarded routes."""
+    team = _team()
+    plain = await engine.route(_request("safe", team))
+    checked = await engine.route(_request("checked", team))
+    assert [t.plan.guard_record for t in plain.tasks] == [False]
+    assert [t.plan.guard_record for t in checked.tasks] == [True]
+    stored = await engine.guard_records.redis.exists(
+        f"modelbus:guard:{{{checked.tasks[0].request_id}}}")
+    assert stored == 1

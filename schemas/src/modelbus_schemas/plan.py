@@ -80,6 +80,10 @@ class ExecutionPlan(Contract):
     cascade: list[CascadeTier] | None = None
     chain: list[ChainStage] | None = None
     step: int = Field(default=0, ge=0, description="cascade tier or chain stage of this task")
+    guard_record: bool | None = Field(
+        default=None,
+        description="whether the router stored a guardrail record (output checks, input "
+                    "findings, placeholders) for the aggregator; None: unknown, look it up")
 
 
 class BudgetHold(Contract):

@@ -145,3 +145,32 @@ async def test_requests_without_a_record_pass_untouched(redis_client, prefix):
     await agg.on_result(make_result(f"none-{uuid.uuid4().hex[:6]}", origin=None, text="x@y.io"))
     [response] = outbox.responses
     assert response.output == "x@y.io" and response.guardrails == []
+
+
+class _CountingGuardian(OutputGuardian):
+    """The real guardian, counting its guard-record lookups."""
+
+    def __init__(self, redis) -> None:
+        super().__init__(redis)
+        self.lookups = 0
+
+    async def _load(self, request_id):
+        self.lookups += 1
+        return await super()._load(request_id)
+
+
+async def test_the_plans_flag_decides_whether_the_guard_record_is_looked_up(redis_client, prefix):
+    """``guard_record=False`` (the router stored none) spares the lookup; unknown (an older
+    router) or True looks it up, so a stored deny still applies."""
+    outcomes = {}
+    for flag in (False, None, True):
+        rid, _, outbox = await _setup(redis_client, prefix,
+                                      {"deny_list": {"terms": ["acme secret"]}})
+        guardian = _CountingGuardian(redis_client)
+        agg = Aggregator(FanInStore(redis_client, prefix, 10_000), outbox, guards=guardian,
+                         clock=lambda: T0 + timedelta(seconds=1))
+        await agg.on_result(make_result(rid, text="the acme secret is 42", origin=None,
+                                        plan=ExecutionPlan(guard_record=flag)))
+        [response] = outbox.responses
+        outcomes[flag] = (guardian.lookups, response.status)
+    assert outcomes == {False: (0, "ok"), None: (1, "error"), True: (1, "error")}

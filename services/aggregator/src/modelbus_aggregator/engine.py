@@ -160,7 +160,7 @@ class Aggregator:
 
     async def _respond(self, request_id: str, decision: Decision | None,
                        trace: dict[str, str], wait: bool = True) -> None:
-        if decision is not None and self.guards is not None:
+        if decision is not None and self.guards is not None and decision.guard_record is not False:
             reviewed = await self.guards.review(decision.response)
             if isinstance(reviewed, Dispatch):  # the output goes back for repair
                 await self._dispatch(request_id, reviewed.task, trace)
@@ -196,5 +196,6 @@ def _decision(response: ResponseEvent, results) -> Decision:
     results = list(results)
     hold = next((r.budget_hold for r in results if r.budget_hold is not None), None)
     cache_key = next((r.cache_key for r in results if r.cache_key), None)
+    flags = {r.plan.guard_record for r in results}
     return Decision(reply_to=results[0].reply_to, response=response, budget_hold=hold,
-                    cache_key=cache_key)
+                    cache_key=cache_key, guard_record=False if flags == {False} else None)

@@ -82,6 +82,7 @@ class Decision(BaseModel):
     budget_hold: BudgetHold | None = None
     cache_key: str | None = None
     decided_at_ms: int | None = None  # where a takeover starts reading back the reply topic
+    guard_record: bool | None = None  # False: the router stored no guard record to review
 
 
 @dataclass

@@ -27,6 +27,8 @@ from modelbus_router.reload import PolicySource
 class RouterSettings(RuntimeSettings):
     policy_path: str | None = Field(default=None, description="YAML policy; default: packaged")
     policy_reload_s: float = Field(default=1.0, gt=0, description="how often to check the file")
+    approvals_fetch_max_wait_ms: int = Field(default=250, gt=0,
+                                             description="long poll of the approvals consumer")
 
 
 async def build(ctx: ServiceContext) -> Service:
@@ -73,8 +75,11 @@ async def build(ctx: ServiceContext) -> Service:
     consumer = EventConsumer(
         ctx.settings, group_id="modelbus-router", topics=[REQUESTS], dlq=ctx.dlq, handler=handle
     )
+    # approvers decide at human pace: a long poll costs nothing and saves the broker and
+    # this process a fetch round trip every few milliseconds
     approvals = EventConsumer(
-        ctx.settings, group_id="modelbus-router-approvals", topics=[APPROVALS_DECISIONS],
+        ctx.settings.model_copy(update={"fetch_max_wait_ms": settings.approvals_fetch_max_wait_ms}),
+        group_id="modelbus-router-approvals", topics=[APPROVALS_DECISIONS],
         dlq=ctx.dlq, handler=handle_decision,
     )
     return Service(consumers=[consumer, approvals], closers=[close])

@@ -49,6 +49,7 @@ from modelbus_router.guardrails import (
     GuardRecords,
     approval_reasons,
     build_record,
+    needs_record,
     restore,
     screen,
     with_output_checks,
@@ -225,6 +226,10 @@ class RouterEngine:
             except BudgetExceeded as exc:
                 raise RoutingError(ErrorCode.BUDGET_EXCEEDED, str(exc)) from None
             tasks = [t.model_copy(update={"budget_hold": hold}) for t in tasks]
+        # tell the aggregator whether to look for a guard record (saves it a lookup)
+        guarded = needs_record(guards.output, findings, screened.restore_map)
+        tasks = [t.model_copy(update={"plan": t.plan.model_copy(update={"guard_record": guarded})})
+                 for t in tasks]
         await self.guard_records.save(request.request_id, build_record(
             guards.output, findings, screened.restore_map, tasks[0] if tasks else None))
         await self._remember(resolved, request, routed)

@@ -59,10 +59,16 @@ def with_output_checks(routed, output: OutputGuards):
     return dataclasses.replace(routed, tasks=tasks)
 
 
+def needs_record(output: OutputGuards, findings: list[GuardrailFinding],
+                 restore_map: dict[str, str]) -> bool:
+    """Whether the aggregator has anything to do for the request (see ``build_record``)."""
+    return bool(output.active() or findings or restore_map)
+
+
 def build_record(output: OutputGuards, findings: list[GuardrailFinding],
                  restore_map: dict[str, str], first_task: TaskEvent | None) -> dict[str, bytes]:
     """The hash fields to store, or ``{}`` when the aggregator has nothing to do."""
-    if not (output.active() or findings or restore_map):
+    if not needs_record(output, findings, restore_map):
         return {}
     fields = {"spec": orjson.dumps({
         "v": 1,
