@@ -17,6 +17,7 @@ RUNS = [
     ("routing decision cost (50-route policy)", ["router_bench.py", "--runs", "20000"]),
     ("PII redaction recall and precision", ["pii_bench.py"]),
     ("pipeline: added latency, throughput, CPU per request", ["pipeline_bench.py"]),
+    ("broker poll wait: added latency against CPU", ["fetch_wait_bench.py"]),
     ("fan-out-3 completion minus slowest provider", ["fanout_bench.py", "--requests", "20"]),
     ("one worker process against a 1.5 s provider",
      ["worker_bench.py", "--rate", "600", "--duration", "20", "--latency-ms", "1500"]),

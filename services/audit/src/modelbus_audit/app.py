@@ -46,7 +46,8 @@ async def build(ctx: ServiceContext) -> Service:
             raise TransientInfraError(str(exc)) from exc
 
     consumer = EventConsumer(
-        ctx.settings, group_id=settings.audit_group_id, pattern=AUDIT_PATTERN, dlq=ctx.dlq,
+        settings.model_copy(update={"fetch_max_wait_ms": settings.audit_fetch_max_wait_ms}),
+        group_id=settings.audit_group_id, pattern=AUDIT_PATTERN, dlq=ctx.dlq,
         batch_handler=write,
     )
     stop_retention = asyncio.Event()

@@ -5,7 +5,8 @@
 decide what text is stored (:mod:`modelbus_audit.privacy`); ``MODELBUS_AUDIT_API_KEYS`` holds
 the hashed API keys with roles (:mod:`modelbus_audit.auth`); ``MODELBUS_AUDIT_RETENTION_DAYS``
 (0 = keep text forever) and ``MODELBUS_AUDIT_RETENTION_INTERVAL_S`` drive the retention purge;
-``MODELBUS_AUDIT_GROUP_ID`` names the consumer group (one group audits each message once).
+``MODELBUS_AUDIT_GROUP_ID`` names the consumer group (one group audits each message once);
+``MODELBUS_AUDIT_FETCH_MAX_WAIT_MS`` is its consumer's long poll.
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ class AuditSettings(RuntimeSettings):
     max_message_bytes: int = 64 * 1024 * 1024  # audit records everything, even oversized poison
     # Audit is off the request path: a long fetch wait costs it latency nobody waits for,
     # and saves the broker answering a poll of every topic every 5 ms (see the benchmark).
-    fetch_max_wait_ms: int = 200
+    # Its own setting, so tuning the request path's MODELBUS_FETCH_MAX_WAIT_MS leaves it be.
+    audit_fetch_max_wait_ms: int = Field(default=200, gt=0)
     audit_group_id: str = "modelbus-audit"
     audit_text_mode: TextMode = TextMode.REDACT
     audit_redact_kinds: str = ",".join(KINDS)
