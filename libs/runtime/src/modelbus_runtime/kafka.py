@@ -104,7 +104,8 @@ def build_consumer(
 
 
 async def ensure_topics(settings: RuntimeSettings, topics: list[str], attempts: int = 30) -> None:
-    """Create missing topics (with the configured partition count); safe to call concurrently."""
+    """Create missing topics (with the configured partitions and replication factor); safe to
+    call concurrently."""
     for attempt in range(attempts):
         admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
         try:
@@ -113,7 +114,8 @@ async def ensure_topics(settings: RuntimeSettings, topics: list[str], attempts: 
             missing = [t for t in topics if t not in existing]
             if missing:
                 await admin.create_topics(
-                    [NewTopic(t, settings.topic_partitions, 1) for t in missing]
+                    [NewTopic(t, settings.topic_partitions, settings.topic_replication_factor)
+                     for t in missing]
                 )
                 log.info("created topics", extra={"fields": {"topics": missing}})
             return

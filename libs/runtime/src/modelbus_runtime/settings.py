@@ -43,5 +43,8 @@ class RuntimeSettings(BaseSettings):
 
     ensure_topics: bool = True
     topic_partitions: int = 6
+    # Replicas of topics this service creates itself (the gateway's reply topic, and all
+    # topics on a development broker); production topics come from KafkaTopic resources.
+    topic_replication_factor: int = Field(default=1, ge=1)
 
     redis_socket_timeout_s: float = 0.5
