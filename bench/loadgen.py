@@ -31,7 +31,7 @@ class Pipeline:
 
     def __init__(self, bootstrap: str) -> None:
         self.bootstrap = bootstrap
-        self.producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=1)
+        self.producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=0)
         self.consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None,
                                          enable_auto_commit=False, fetch_max_wait_ms=2)
         self.sent: dict[str, float] = {}

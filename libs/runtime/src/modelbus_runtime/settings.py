@@ -37,8 +37,10 @@ class RuntimeSettings(BaseSettings):
     drain_timeout_s: float = 20.0
     max_message_bytes: int = 1_048_576
 
-    # Producer behaviour.
-    linger_ms: int = 1
+    # Producer behaviour. No linger: aiokafka's 1 ms linger measured as 2-3 ms more per hop
+    # (bench/fetch_wait_bench.py); under load records batch anyway while a produce request
+    # is in flight.
+    linger_ms: int = 0
     acks: str = "all"
 
     ensure_topics: bool = True
