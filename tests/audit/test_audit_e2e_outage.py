@@ -18,10 +18,10 @@ from contextlib import asynccontextmanager
 import pytest
 from modelbus_audit.store import AuditStore
 from modelbus_audit.tables import audit_events
+from modelbus_testing.tcp_proxy import TcpProxy
 from sqlalchemy import select
 from sqlalchemy.engine import make_url
 
-from tests.audit.audit_proxy import TcpProxy
 from tests.upstream import Upstream, request_json
 
 pytestmark = [pytest.mark.e2e, pytest.mark.faults]

