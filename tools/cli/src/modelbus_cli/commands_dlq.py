@@ -6,10 +6,11 @@ import argparse
 import asyncio
 import sys
 
+from modelbus_schemas.topics import dlq_topic
+
 from modelbus_cli.dlq import DlqReadStalled, Filter, read_dlq, redrive
 from modelbus_cli.dlq import dlq_topics as known_dlq_topics
 from modelbus_cli.endpoints import resolve
-from modelbus_schemas.topics import dlq_topic
 
 
 def _topics(args) -> list[str]:
@@ -22,10 +23,11 @@ def _filter(args) -> Filter:
     return Filter(reason=args.reason, service=args.service, key=args.key, contains=args.contains)
 
 
-def _read(bootstrap: str, topics: list[str], want=Filter(), limit: int | None = None):
+def _read(bootstrap: str, topics: list[str], want: Filter | None = None,
+          limit: int | None = None):
     """The matching records, or None after telling the user why the listing is incomplete."""
     try:
-        return asyncio.run(read_dlq(bootstrap, topics, want, limit))
+        return asyncio.run(read_dlq(bootstrap, topics, want or Filter(), limit))
     except DlqReadStalled as exc:
         print(f"error: {exc}", file=sys.stderr)
         return None

@@ -16,12 +16,11 @@ from dataclasses import dataclass
 
 import redis.asyncio as aioredis
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from pydantic import ValidationError
-
 from modelbus_schemas import DeadLetterInfo
 from modelbus_schemas.cloudevents import header_map
 from modelbus_schemas.deadletter import HEADER_PREFIX
 from modelbus_schemas.topics import all_topics
+from pydantic import ValidationError
 
 REDRIVE_HEADER = "modelbus_redrive_of"
 LEDGER_TTL_S = 30 * 24 * 3600
@@ -69,9 +68,7 @@ class Filter:
             return False
         if self.key and (record.key or b"").decode("utf-8", "replace") != self.key:
             return False
-        if self.contains and (info is None or self.contains not in info.error_message):
-            return False
-        return True
+        return not (self.contains and (info is None or self.contains not in info.error_message))
 
 
 def dlq_topics() -> list[str]:

@@ -12,8 +12,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from modelbus_cli import commands_audit, commands_dlq
 from modelbus_schemas.topics import PROVIDERS
+
+from modelbus_cli import commands_audit, commands_dlq
 
 
 def parser() -> argparse.ArgumentParser:
