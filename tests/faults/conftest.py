@@ -1,5 +1,13 @@
 """Fault scenarios get a stack of their own (they kill its processes) and report a ledger
-row each; the table is printed at the end of the run (copied into docs/reliability.md)."""
+row each; the table is printed at the end of the run (copied into docs/reliability.md).
+
+A scenario's stack has its own broker and Redis, never the session's. Every service uses
+fixed consumer group names, so on a shared broker a scenario inherits whatever an earlier
+one left unconsumed on the topics: its services work through that backlog before reaching
+its own requests (which then miss the ledger's wait) and, with the earlier scenario's Redis
+state gone, answer the earlier requests a second time. A Redis database picked by number on
+the machine's shared server could be flushed by another test session using the same one.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +17,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 import pytest
+from modelbus_cli.processes import ProcessGroup
+from modelbus_cli.stack import start_broker, start_redis
 
 from tests.conftest import start_stack
 from tests.faults.ledger import Report
@@ -30,12 +40,19 @@ def private_redis_db(redis_url: str) -> str:
 
 
 @pytest.fixture
-def fault_stack(tmp_path_factory, kafka_bootstrap, redis_url):
+def fault_stack(tmp_path_factory):
+    """A stack with a tansu broker and a valkey-server of its own (logs in ``infra/logs``)."""
     workdir = tmp_path_factory.mktemp(f"faults-{uuid.uuid4().hex[:4]}")
-    stack = start_stack(workdir, kafka_bootstrap, private_redis_db(redis_url),
-                        f"sqlite+aiosqlite:///{workdir / 'audit.db'}")
+    infra = ProcessGroup(workdir / "infra")
+    try:
+        stack = start_stack(workdir, start_broker(infra), start_redis(infra),
+                            f"sqlite+aiosqlite:///{workdir / 'audit.db'}")
+    except BaseException:
+        infra.stop_all()
+        raise
     yield stack
     stack.stop()
+    infra.stop_all()
 
 
 @pytest.fixture

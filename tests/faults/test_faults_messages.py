@@ -74,8 +74,13 @@ async def test_poison_on_every_topic_is_dead_lettered_and_traffic_flows(fault_st
     assert all("dead_letter" in k for k in kinds.values()), kinds
 
 
+COPY_HEADER = "faults_copy"
+
+
 async def _duplicate_everything(bootstrap: str, topics: list[str], stop: asyncio.Event) -> int:
-    """Re-publish every record of these topics once more, as a broker might redeliver."""
+    """Re-publish every record of these topics once more, as a broker might redeliver.
+    Copies are marked, and a marked record is not copied again (else copies of copies
+    would flood the topics without end)."""
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None,
                                 enable_auto_commit=False, fetch_max_wait_ms=10)
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=1)
@@ -93,7 +98,10 @@ async def _duplicate_everything(bootstrap: str, topics: list[str], stop: asyncio
             batch = await consumer.getmany(timeout_ms=50)
             for records in batch.values():
                 for r in records:
-                    await producer.send(r.topic, r.value, key=r.key, headers=list(r.headers))
+                    if any(name == COPY_HEADER for name, _ in r.headers):
+                        continue
+                    await producer.send(r.topic, r.value, key=r.key,
+                                        headers=[*r.headers, (COPY_HEADER, b"1")])
                     copies += 1
         await producer.flush()
         return copies

@@ -7,7 +7,7 @@ import uuid
 import pytest
 
 from tests.faults.conftest import simulate
-from tests.faults.ledger import Recorder, check_lineage, tally
+from tests.faults.ledger import Recorder, check_lineage, explain_lost, tally
 from tests.faults.load import produce_at_rate
 
 pytestmark = pytest.mark.faults
@@ -15,10 +15,11 @@ pytestmark = pytest.mark.faults
 N = 60
 
 SCENARIOS = {
-    "provider outage (all 503)": dict(fail_first=10**6, failure={"kind": "status", "status": 503}),
-    "429 storm with Retry-After": dict(failure_rate=0.7, seed=7, failure={
-        "kind": "status", "status": 429, "retry_after_s": 0.05}),
-    "provider hangs": dict(fail_first=10**6, failure={"kind": "hang"}),
+    "provider outage (all 503)": {"fail_first": 10**6,
+                                  "failure": {"kind": "status", "status": 503}},
+    "429 storm with Retry-After": {"failure_rate": 0.7, "seed": 7, "failure": {
+        "kind": "status", "status": 429, "retry_after_s": 0.05}},
+    "provider hangs": {"fail_first": 10**6, "failure": {"kind": "hang"}},
 }
 
 
@@ -34,11 +35,14 @@ async def test_provider_faults_end_in_exactly_one_response(fault_stack, record_r
     await rec.wait(ids, timeout=120)
     await rec.stop()
     report = tally(name, ids, rec)
+    await explain_lost(rec, report)
     await check_lineage(stack.database_url, ids, rec, report)
     record_report(report)
 
     assert report.lost == 0 and report.duplicates == 0, report.notes
     assert report.lineage_incomplete == 0, report.notes
+    # the stack answered only this scenario's requests: nothing left over from another one
+    assert set(rec.responses) <= set(ids), sorted(set(rec.responses) - set(ids))[:5]
     if "429" in name:
         assert report.errors < N, "most requests get through a 70% 429 storm with retries"
     else:

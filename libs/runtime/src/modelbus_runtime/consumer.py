@@ -14,7 +14,9 @@ decoding hides the raw bytes a dead-letter record must keep. This loop is small 
 * :class:`PoisonMessage` and unexpected errors go to the DLQ with the original bytes;
   :class:`TransientInfraError` is retried in place with backoff and never skipped;
 * on revocation, in-flight work of the revoked partitions is finished and committed first;
-* ``stop()`` stops fetching, drains in-flight work within ``drain_timeout_s`` and commits.
+* ``stop()`` stops fetching, drains in-flight work within ``drain_timeout_s``, commits and
+  leaves the group; what is still unfinished when the bound passes is cancelled and left
+  uncommitted (the next owner of its partition gets it again), so a stop never waits longer.
 
 Batch mode (``batch_handler``) hands a whole fetched batch to one call, for sinks that write
 in bulk (audit); the batch is committed after the call returns.
@@ -120,11 +122,18 @@ class EventConsumer:
         return self._loop_task is not None and not self._loop_task.done() and bool(self.assigned)
 
     async def stop(self) -> None:
-        """Stop fetching, finish in-flight work within the drain bound, commit, leave."""
+        """Stop fetching, finish in-flight work within the drain bound, commit, leave.
+
+        One bound covers everything: the fetch loop (which may be waiting for a free slot or
+        on a batch) and the handlers. Work unfinished when it passes is cancelled; its
+        offsets stay uncommitted, so the next owner of the partition handles it again.
+        """
+        deadline = time.monotonic() + self.settings.drain_timeout_s
         self._stopping.set()
         if self._loop_task:
-            await asyncio.gather(self._loop_task, return_exceptions=True)
-        await self._drain(set(), self.settings.drain_timeout_s)
+            await _finish_or_cancel({self._loop_task}, deadline, "the fetch loop")
+        await self._drain(set(), deadline - time.monotonic())
+        await _finish_or_cancel(set(self._tasks), deadline, "messages in flight")
         await self._commit(force=True)
         await self._consumer.stop()
 
@@ -141,14 +150,16 @@ class EventConsumer:
                 await asyncio.sleep(0.5)
                 continue
             for tp, records in batches.items():
+                if self._stopping.is_set():
+                    break  # fetched, not started: left uncommitted for the next owner
                 messages = [Inbound.from_record(r) for r in records]
                 if self.batch_handler is not None:
                     await self._handle_batch(tp, messages)
                 else:
                     for message in messages:
-                        await self._spawn(tp, message)
                         if self._stopping.is_set():
                             break
+                        await self._spawn(tp, message)
             await self._commit()
             self._report_lag()
 
@@ -177,6 +188,9 @@ class EventConsumer:
 
     async def _spawn(self, tp: TopicPartition, message: Inbound) -> None:
         await self._slots.acquire()
+        if self._stopping.is_set():  # stopped while waiting for a slot: not started
+            self._slots.release()
+            return
         self._tracker.start(tp, message.offset)
         self._gauge.inc()
         key = self.order_by(message)
@@ -309,7 +323,7 @@ class EventConsumer:
 
     async def _drain(self, partitions: set, timeout: float) -> None:
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        while True:
             busy = (
                 any(self._tracker.in_flight(tp) for tp in partitions)
                 if partitions
@@ -317,6 +331,8 @@ class EventConsumer:
             )
             if not busy:
                 return
+            if time.monotonic() >= deadline:
+                break
             await asyncio.sleep(0.01)
         log.warning("drain timed out with %d messages in flight", self._tracker.in_flight())
 
@@ -325,3 +341,18 @@ class EventConsumer:
         await self._commit(force=True, only=revoked)
         self._tracker.forget(revoked)
         self.assigned -= revoked
+
+
+async def _finish_or_cancel(tasks: set[asyncio.Task], deadline: float, what: str) -> None:
+    """Wait for ``tasks`` until ``deadline``, then cancel the unfinished ones and give them a
+    moment to unwind (a task that ignores cancellation is not waited for)."""
+    if not tasks:
+        return
+    _, pending = await asyncio.wait(tasks, timeout=max(0.0, deadline - time.monotonic()))
+    if not pending:
+        return
+    log.warning("drain bound passed: cancelling %s (%d tasks); uncommitted work is "
+                "redelivered to the next owner", what, len(pending))
+    for task in pending:
+        task.cancel()
+    await asyncio.wait(pending, timeout=1.0)

@@ -1,0 +1,134 @@
+"""``EventConsumer.stop()`` against a real broker: in-flight work that finishes within the
+drain bound is committed; work that does not is cancelled and left uncommitted, and the stop
+returns within the bound even when every slot is taken by a handler that never returns."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.structs import TopicPartition
+from modelbus_runtime.consumer import EventConsumer
+from modelbus_runtime.dlq import DeadLetterPublisher
+from modelbus_runtime.inbound import Inbound
+from modelbus_runtime.kafka import EventProducer, ensure_topics
+from modelbus_runtime.settings import RuntimeSettings
+
+#: closing the client and leaving the group, after the drain, on a busy machine
+STOP_SLACK_S = 5.0
+
+
+class Handler:
+    """Sleeps ``seconds`` per message; a message whose value is ``hang`` never returns."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.started: list[int] = []
+        self.finished: list[int] = []
+        self.hanging = asyncio.Event()
+        self.cancelled = asyncio.Event()
+
+    async def __call__(self, message: Inbound) -> None:
+        self.started.append(message.offset)
+        if message.value == b"hang":
+            self.hanging.set()
+            try:
+                await asyncio.Event().wait()
+            except asyncio.CancelledError:
+                self.cancelled.set()
+                raise
+        await asyncio.sleep(self.seconds)
+        self.finished.append(message.offset)
+
+
+@pytest.fixture
+async def consumer_for(kafka_bootstrap):
+    """Builds a consumer of a fresh one-partition topic holding ``values`` (one key each)."""
+    made: list[tuple[EventConsumer, EventProducer]] = []
+
+    async def build(values: list[bytes], handler: Handler, drain_s: float,
+                    max_in_flight: int = 16) -> tuple[EventConsumer, TopicPartition, str]:
+        settings = RuntimeSettings(kafka_bootstrap_servers=kafka_bootstrap,
+                                   drain_timeout_s=drain_s, topic_partitions=1)
+        topic, group = f"test.stop.{uuid.uuid4().hex[:8]}", f"test-stop-{uuid.uuid4().hex[:8]}"
+        await ensure_topics(settings, [topic])
+        producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap)
+        await producer.start()
+        try:
+            for n, value in enumerate(values):
+                await producer.send_and_wait(topic, value, key=f"k{n}".encode())
+        finally:
+            await producer.stop()
+        events = EventProducer(settings, "test")
+        await events.start()
+        consumer = EventConsumer(settings, group_id=group, topics=[topic], handler=handler,
+                                 dlq=DeadLetterPublisher(events, "test", 1 << 20),
+                                 max_in_flight=max_in_flight)
+        made.append((consumer, events))
+        await consumer.start()
+        return consumer, TopicPartition(topic, 0), group
+
+    yield build
+    for _, events in made:
+        await events.stop()
+
+
+async def committed(bootstrap: str, group: str, tp: TopicPartition) -> int | None:
+    probe = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group,
+                             enable_auto_commit=False)
+    await probe.start()
+    try:
+        return await probe.committed(tp)
+    finally:
+        await probe.stop()
+
+
+async def until(check, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, "not reached in time"
+        await asyncio.sleep(0.02)
+
+
+async def timed_stop(consumer: EventConsumer) -> float:
+    started = time.monotonic()
+    await consumer.stop()
+    return time.monotonic() - started
+
+
+async def test_runtime_stop_finishes_work_in_flight_and_commits_it(consumer_for,
+                                                                   kafka_bootstrap):
+    handler = Handler(seconds=1.0)
+    consumer, tp, group = await consumer_for([b"a", b"b", b"c"], handler, drain_s=10.0)
+    await until(lambda: len(handler.started) == 3)  # all three in flight
+    took = await timed_stop(consumer)
+    assert sorted(handler.finished) == [0, 1, 2]
+    assert took < 10.0, "returned when the work was done, not at the bound"
+    assert await committed(kafka_bootstrap, group, tp) == 3
+
+
+async def test_runtime_stop_cancels_work_past_the_bound_and_leaves_it_uncommitted(
+        consumer_for, kafka_bootstrap):
+    handler = Handler(seconds=0.05)
+    consumer, tp, group = await consumer_for([b"a", b"hang", b"c"], handler, drain_s=1.0)
+    await until(lambda: handler.hanging.is_set() and len(handler.finished) == 2)
+    took = await timed_stop(consumer)
+    assert 1.0 <= took <= 1.0 + STOP_SLACK_S
+    assert handler.cancelled.is_set()
+    # offset 2 finished, but behind the abandoned offset 1: both are redelivered
+    assert await committed(kafka_bootstrap, group, tp) == 1
+
+
+async def test_runtime_stop_returns_within_the_bound_when_every_slot_hangs(consumer_for,
+                                                                          kafka_bootstrap):
+    handler = Handler(seconds=0.05)
+    consumer, tp, group = await consumer_for([b"hang", b"b"], handler, drain_s=1.0,
+                                             max_in_flight=1)
+    await until(handler.hanging.is_set)  # the fetch loop now waits for a free slot
+    took = await timed_stop(consumer)
+    assert took <= 1.0 + STOP_SLACK_S
+    assert handler.finished == []
+    assert await committed(kafka_bootstrap, group, tp) is None
