@@ -67,7 +67,9 @@ class Managed:
     log_path: Path
     health_url: str | None = None
 
-    def stop(self, timeout: float = 15.0) -> None:
+    def stop(self, timeout: float = 25.0) -> None:
+        """SIGTERM, then SIGKILL after ``timeout``: longer than a service's default drain
+        bound (20 s), so a stop never cuts a drain short."""
         if self.proc.poll() is not None:
             return
         self.proc.send_signal(signal.SIGTERM)
