@@ -11,9 +11,8 @@ the machine's shared server could be flushed by another test session using the s
 
 from __future__ import annotations
 
-import random
 import uuid
-from urllib.parse import urlsplit, urlunsplit
+from dataclasses import dataclass
 
 import httpx
 import pytest
@@ -28,31 +27,32 @@ HEADER = ("| scenario | sent | responses | error responses | DLQ | duplicates | 
           "lineage incomplete | provider calls |\n|---|---|---|---|---|---|---|---|---|")
 
 
-def private_redis_db(redis_url: str) -> str:
-    """A Redis database of its own for one scenario (circuits, budgets, caches and fan-in
-    state of one scenario must not leak into the next), emptied first."""
-    import redis
+@dataclass
+class PrivateInfra:
+    """A tansu broker and a valkey-server for one scenario only (logs in ``infra/logs``)."""
 
-    parts = urlsplit(redis_url)
-    url = urlunsplit(parts._replace(path=f"/{random.randint(1, 15)}"))
-    redis.Redis.from_url(url).flushdb()
-    return url
+    group: ProcessGroup
+    bootstrap: str
+    redis_url: str
 
 
 @pytest.fixture
-def fault_stack(tmp_path_factory):
-    """A stack with a tansu broker and a valkey-server of its own (logs in ``infra/logs``)."""
-    workdir = tmp_path_factory.mktemp(f"faults-{uuid.uuid4().hex[:4]}")
-    infra = ProcessGroup(workdir / "infra")
+def private_infra(tmp_path_factory):
+    group = ProcessGroup(tmp_path_factory.mktemp(f"infra-{uuid.uuid4().hex[:4]}"))
     try:
-        stack = start_stack(workdir, start_broker(infra), start_redis(infra),
-                            f"sqlite+aiosqlite:///{workdir / 'audit.db'}")
-    except BaseException:
-        infra.stop_all()
-        raise
+        yield PrivateInfra(group, start_broker(group), start_redis(group))
+    finally:
+        group.stop_all()
+
+
+@pytest.fixture
+def fault_stack(tmp_path_factory, private_infra):
+    """A stack on a broker and Redis of its own."""
+    workdir = tmp_path_factory.mktemp(f"faults-{uuid.uuid4().hex[:4]}")
+    stack = start_stack(workdir, private_infra.bootstrap, private_infra.redis_url,
+                        f"sqlite+aiosqlite:///{workdir / 'audit.db'}")
     yield stack
     stack.stop()
-    infra.stop_all()
 
 
 @pytest.fixture

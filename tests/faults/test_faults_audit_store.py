@@ -21,7 +21,7 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 
 from tests.conftest import start_stack
-from tests.faults.conftest import private_redis_db, provider_calls, simulate
+from tests.faults.conftest import provider_calls, simulate
 from tests.faults.ledger import Recorder, check_lineage, tally
 from tests.faults.load import produce_at_rate
 
@@ -59,8 +59,8 @@ async def stored_rows(store: AuditStore, prefix: str) -> Counter[tuple[str, str]
 
 
 async def test_audit_store_down_30s_pipeline_answers_and_audit_catches_up(
-        tmp_path, kafka_bootstrap, redis_url, audit_database, store_link, record_report):
-    stack = start_stack(tmp_path / "stack", kafka_bootstrap, private_redis_db(redis_url),
+        tmp_path, private_infra, audit_database, store_link, record_report):
+    stack = start_stack(tmp_path / "stack", private_infra.bootstrap, private_infra.redis_url,
                         store_link.route(audit_database))
     store = await AuditStore.open(audit_database)  # direct, not through the proxy
     try:

@@ -21,10 +21,10 @@ from urllib.parse import urlsplit
 
 import pytest
 from modelbus_cli.processes import ProcessGroup, free_port, port_open, wait_for
-from modelbus_cli.stack import start_broker
+from modelbus_cli.stack import start_broker, start_redis
 
 from tests.conftest import start_stack
-from tests.faults.conftest import private_redis_db, provider_calls, simulate
+from tests.faults.conftest import provider_calls, simulate
 from tests.faults.ledger import Recorder, check_lineage, tally
 from tests.faults.load import produce_at_rate
 
@@ -93,10 +93,10 @@ def answered_differently(rec: Recorder, ids: list[str]) -> list[str]:
             if len({json.dumps(r, sort_keys=True) for r in rec.responses.get(i, [])}) > 1]
 
 
-async def test_broker_sigkill_mid_load_loses_nothing(persistent_broker, tmp_path, redis_url,
+async def test_broker_sigkill_mid_load_loses_nothing(persistent_broker, tmp_path,
                                                       record_report):
     broker = persistent_broker
-    stack = start_stack(tmp_path / "stack", broker.bootstrap, private_redis_db(redis_url),
+    stack = start_stack(tmp_path / "stack", broker.bootstrap, start_redis(broker.group),
                         f"sqlite+aiosqlite:///{tmp_path / 'audit.db'}", env=SLOW_STORAGE_ENV)
     try:
         simulate(stack, "gpt-4o-mini", latency_ms=100)

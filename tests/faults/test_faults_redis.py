@@ -7,7 +7,7 @@ import uuid
 from urllib.parse import urlsplit
 
 import pytest
-from modelbus_cli.stack import start_redis
+from modelbus_cli.stack import start_broker, start_redis
 
 from tests.conftest import start_stack
 from tests.faults.conftest import provider_calls, simulate
@@ -19,14 +19,15 @@ pytestmark = pytest.mark.faults
 N, RATE = 200, 50.0
 
 
-async def test_redis_restart_mid_load(tmp_path, kafka_bootstrap, record_report):
+async def test_redis_restart_mid_load(tmp_path, record_report):
     stack = None
     try:
         from modelbus_cli.processes import ProcessGroup
 
         redis_group = ProcessGroup(tmp_path / "redis")
         redis_url = start_redis(redis_group, persist=True)
-        stack = start_stack(tmp_path / "stack", kafka_bootstrap, redis_url,
+        bootstrap = start_broker(redis_group)  # a broker of its own too (see conftest)
+        stack = start_stack(tmp_path / "stack", bootstrap, redis_url,
                             f"sqlite+aiosqlite:///{tmp_path / 'audit.db'}")
         simulate(stack, "gpt-4o-mini", latency_ms=50)
         ids = [f"redis-{uuid.uuid4().hex[:6]}-{i}" for i in range(N)]
