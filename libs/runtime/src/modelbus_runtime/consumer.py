@@ -82,6 +82,7 @@ class EventConsumer:
         pattern: str | None = None,
         max_in_flight: int | None = None,
         order_by: Callable[[Inbound], bytes | None] | None = None,
+        fetch_max_wait_ms: int | None = None,
     ) -> None:
         if (handler is None) == (batch_handler is None):
             raise ValueError("give exactly one of handler or batch_handler")
@@ -95,7 +96,8 @@ class EventConsumer:
         self.max_in_flight = max_in_flight or settings.max_in_flight
         self.order_by = order_by or (lambda message: message.key)
         self.assigned: set[TopicPartition] = set()
-        self._consumer = build_consumer(settings, group_id=group_id, topics=topics, pattern=pattern)
+        self._consumer = build_consumer(settings, group_id=group_id, topics=topics,
+                                        pattern=pattern, fetch_max_wait_ms=fetch_max_wait_ms)
         self._tracker = OffsetTracker()
         self._slots = asyncio.Semaphore(self.max_in_flight)
         self._tasks: set[asyncio.Task] = set()

@@ -86,14 +86,17 @@ def build_consumer(
     group_id: str,
     topics: list[str] | None = None,
     pattern: str | None = None,
+    fetch_max_wait_ms: int | None = None,
 ) -> AIOKafkaConsumer:
+    """A group consumer with manual commits; ``fetch_max_wait_ms`` overrides the settings'
+    poll wait for a consumer off the request path (approvals, audit)."""
     consumer = AIOKafkaConsumer(
         bootstrap_servers=settings.kafka_bootstrap_servers,
         group_id=group_id,
         client_id=f"{group_id}-{settings.instance_id}",
         enable_auto_commit=False,
         auto_offset_reset="earliest",
-        fetch_max_wait_ms=settings.fetch_max_wait_ms,
+        fetch_max_wait_ms=fetch_max_wait_ms or settings.fetch_max_wait_ms,
         max_poll_records=settings.max_poll_records,
         max_partition_fetch_bytes=max(settings.max_message_bytes * 2, 2 * 1024 * 1024),
         metadata_max_age_ms=5_000 if pattern else 300_000,

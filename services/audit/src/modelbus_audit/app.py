@@ -46,8 +46,8 @@ async def build(ctx: ServiceContext) -> Service:
             raise TransientInfraError(str(exc)) from exc
 
     consumer = EventConsumer(
-        settings.model_copy(update={"fetch_max_wait_ms": settings.audit_fetch_max_wait_ms}),
-        group_id=settings.audit_group_id, pattern=AUDIT_PATTERN, dlq=ctx.dlq,
+        settings, group_id=settings.audit_group_id,
+        fetch_max_wait_ms=settings.audit_fetch_max_wait_ms, pattern=AUDIT_PATTERN, dlq=ctx.dlq,
         batch_handler=write,
     )
     stop_retention = asyncio.Event()

@@ -78,9 +78,9 @@ async def build(ctx: ServiceContext) -> Service:
     # approvers decide at human pace: a long poll costs nothing and saves the broker and
     # this process a fetch round trip every few milliseconds
     approvals = EventConsumer(
-        ctx.settings.model_copy(update={"fetch_max_wait_ms": settings.approvals_fetch_max_wait_ms}),
-        group_id="modelbus-router-approvals", topics=[APPROVALS_DECISIONS],
+        ctx.settings, group_id="modelbus-router-approvals", topics=[APPROVALS_DECISIONS],
         dlq=ctx.dlq, handler=handle_decision,
+        fetch_max_wait_ms=settings.approvals_fetch_max_wait_ms,
     )
     return Service(consumers=[consumer, approvals], closers=[close])
 

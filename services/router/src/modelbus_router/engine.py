@@ -215,8 +215,8 @@ class RouterEngine:
                     "output": restore(response.output, screened.restore_map)
                     if response.output else response.output, "guardrails": findings})
                 return Outcome(response=response, decision=routed, finished=True)
-        tasks = routed.tasks
         limits = budget_limits(policy, request)
+        hold = None
         if limits:
             try:
                 hold = await self.budgets.reserve(
@@ -225,11 +225,11 @@ class RouterEngine:
                 )
             except BudgetExceeded as exc:
                 raise RoutingError(ErrorCode.BUDGET_EXCEEDED, str(exc)) from None
-            tasks = [t.model_copy(update={"budget_hold": hold}) for t in tasks]
-        # tell the aggregator whether to look for a guard record (saves it a lookup)
+        # the plan tells the aggregator whether to look for a guard record (saves a lookup)
         guarded = needs_record(guards.output, findings, screened.restore_map)
-        tasks = [t.model_copy(update={"plan": t.plan.model_copy(update={"guard_record": guarded})})
-                 for t in tasks]
+        tasks = [t.model_copy(update={
+            "budget_hold": hold or t.budget_hold,
+            "plan": t.plan.model_copy(update={"guard_record": guarded})}) for t in routed.tasks]
         await self.guard_records.save(request.request_id, build_record(
             guards.output, findings, screened.restore_map, tasks[0] if tasks else None))
         await self._remember(resolved, request, routed)
