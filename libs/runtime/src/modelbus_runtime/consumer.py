@@ -18,8 +18,9 @@ decoding hides the raw bytes a dead-letter record must keep. This loop is small 
   leaves the group; what is still unfinished when the bound passes is cancelled and left
   uncommitted (the next owner of its partition gets it again), so a stop never waits longer.
 
-Batch mode (``batch_handler``) hands a whole fetched batch to one call, for sinks that write
-in bulk (audit); the batch is committed after the call returns.
+Batch mode (``batch_handler``) hands everything one fetch returned, across all its
+partitions, to one call, for sinks that write in bulk (audit); it is committed after the
+call returns.
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ from modelbus_runtime.metrics import (
 )
 from modelbus_runtime.offsets import OffsetTracker
 from modelbus_runtime.settings import RuntimeSettings
-from modelbus_runtime.tracing import extract, tracer
+from modelbus_runtime.tracing import extract, recording, span_or_carry
 
 log = logging.getLogger(__name__)
 
@@ -151,17 +152,17 @@ class EventConsumer:
                 log.warning("fetch failed: %r", exc)
                 await asyncio.sleep(0.5)
                 continue
+            if self.batch_handler is not None and batches and not self._stopping.is_set():
+                await self._handle_batch({tp: [Inbound.from_record(r) for r in records]
+                                          for tp, records in batches.items()})
+                batches = {}
             for tp, records in batches.items():
                 if self._stopping.is_set():
                     break  # fetched, not started: left uncommitted for the next owner
-                messages = [Inbound.from_record(r) for r in records]
-                if self.batch_handler is not None:
-                    await self._handle_batch(tp, messages)
-                else:
-                    for message in messages:
-                        if self._stopping.is_set():
-                            break
-                        await self._spawn(tp, message)
+                for record in records:
+                    if self._stopping.is_set():
+                        break
+                    await self._spawn(tp, Inbound.from_record(record))
             await self._commit()
             self._report_lag()
 
@@ -226,11 +227,11 @@ class EventConsumer:
             self._gauge.dec()
 
     def _span(self, message: Inbound):
-        return tracer().start_as_current_span(
+        return span_or_carry(
             f"{message.topic} process",
-            context=extract(message.header_map, message.request_id),
+            extract(message.header_map, message.request_id),
             kind=SpanKind.CONSUMER,
-            attributes={
+            attributes=lambda: {
                 "messaging.system": "kafka",
                 "messaging.operation": "process",
                 "messaging.destination.name": message.topic,
@@ -267,7 +268,7 @@ class EventConsumer:
             span.set_status(Status(StatusCode.ERROR, exc.dlq_reason.value))
             span.set_attribute("error.type", type(exc).__name__)
             await self.dlq.send(message, exc, exc.dlq_reason)
-        except Exception as exc:  # noqa: BLE001 - a bug must not stall the partition
+        except Exception as exc:
             outcome = "dead_letter"
             span.set_status(Status(StatusCode.ERROR, "unhandled"))
             span.set_attribute("error.type", type(exc).__name__)
@@ -278,18 +279,27 @@ class EventConsumer:
             MESSAGES_HANDLED.labels(topic=message.topic, outcome=outcome).inc()
             HANDLER_SECONDS.labels(topic=message.topic).observe(time.perf_counter() - started)
 
-    async def _handle_batch(self, tp: TopicPartition, messages: list[Inbound]) -> None:
-        for message in messages:
-            self._tracker.start(tp, message.offset)
-            with self._span(message):
-                pass  # batch sinks record one span per message, linked to its trace
+    async def _handle_batch(self, fetched: dict[TopicPartition, list[Inbound]]) -> None:
+        """Everything one fetch returned, across partitions, in one handler call (one store
+        transaction for audit, however many partitions the pattern covers)."""
+        spans = recording()
+        messages: list[Inbound] = []
+        for tp, part in fetched.items():
+            for message in part:
+                self._tracker.start(tp, message.offset)
+                if spans:
+                    with self._span(message):
+                        pass  # batch sinks record one span per message, linked to its trace
+            messages.extend(part)
         try:
-            await self._with_infra_retries(tp.topic, self.batch_handler, messages)
+            await self._with_infra_retries(self.pattern or ",".join(self.topics),
+                                           self.batch_handler, messages)
         except TransientInfraError:
             return  # shutting down mid-outage: left uncommitted
-        for message in messages:
-            self._tracker.finish(tp, message.offset)
-        MESSAGES_HANDLED.labels(topic=tp.topic, outcome="ok").inc(len(messages))
+        for tp, part in fetched.items():
+            for message in part:
+                self._tracker.finish(tp, message.offset)
+            MESSAGES_HANDLED.labels(topic=tp.topic, outcome="ok").inc(len(part))
 
     async def _with_infra_retries(self, topic: str, call, arg) -> None:
         """Retry while a dependency is down; the offset is not committed meanwhile."""

@@ -4,7 +4,7 @@ A task is answered once: its output (the result, or the task forwarded to a fall
 saved before it is published, and a redelivered task — after a crash, a rebalance, a
 redrive — gets the saved output republished instead of a second provider call. Entries
 expire after ``ttl_s`` (longer than any redelivery window). Reads and writes of concurrent
-tasks share pipelines (:mod:`modelbus_adapter_worker.coalesce`).
+tasks share round trips (:class:`modelbus_runtime.redis.CoalescingRedis`).
 
 If Redis is unreachable the store degrades rather than stalls the partition: a lookup
 reports "not seen" (the worst case is one extra provider call, whose result downstream
@@ -19,8 +19,6 @@ from dataclasses import dataclass
 
 import orjson
 from redis.exceptions import RedisError
-
-from modelbus_adapter_worker.coalesce import PipelineCoalescer
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +49,6 @@ class OutputStore:
         self.redis = redis
         self.ttl_s = ttl_s
         self.prefix = prefix
-        self._batch = PipelineCoalescer(redis)
         self._last_warning = 0.0
 
     def _warn(self, what: str, exc: Exception) -> None:
@@ -66,7 +63,7 @@ class OutputStore:
     async def get(self, task_event_id: str) -> Output | None:
         try:
             key = self._key(task_event_id)
-            raw = await self._batch.run(lambda pipe: pipe.get(key))
+            raw = await self.redis.get(key)
         except (RedisError, OSError) as exc:
             self._warn("handling tasks as new", exc)
             return None
@@ -75,6 +72,6 @@ class OutputStore:
     async def put(self, task_event_id: str, output: Output) -> None:
         try:
             key, value = self._key(task_event_id), output.dumps()
-            await self._batch.run(lambda pipe: pipe.set(key, value, ex=self.ttl_s))
+            await self.redis.set(key, value, ex=self.ttl_s)
         except (RedisError, OSError) as exc:
             self._warn("outputs not kept", exc)

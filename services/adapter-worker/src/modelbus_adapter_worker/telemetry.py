@@ -11,8 +11,9 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 
-from modelbus_runtime.tracing import tracer
+from modelbus_runtime.tracing import span_or_carry
 from modelbus_schemas import TaskEvent
+from opentelemetry import context as otel_context
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from prometheus_client import Counter, Gauge, Histogram
 
@@ -47,10 +48,11 @@ CIRCUIT_OPEN = Gauge(
 
 @contextmanager
 def attempt_span(task: TaskEvent, number: int):
-    with tracer().start_as_current_span(
+    with span_or_carry(
         f"chat {task.model}",
+        otel_context.get_current(),
         kind=SpanKind.CLIENT,
-        attributes={
+        attributes=lambda: {
             "gen_ai.system": task.provider,
             "gen_ai.operation.name": "chat",
             "gen_ai.request.model": task.model,
