@@ -21,6 +21,7 @@ outage therefore never blocks or hangs a call; it only makes the breaker per-rep
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 import uuid
@@ -210,7 +211,7 @@ class CircuitBreakers:
         return (await self._states([(provider, model)]))[0]
 
     async def open_targets(self, targets: list[Target]) -> set[Target]:
-        """The targets that refuse calls now (one pipelined read); half-open ones are not
+        """The targets that refuse calls now (one round trip); half-open ones are not
         included, since a call there is the probe that may close them."""
         states = await self._states(targets)
         return {t for t, s in zip(targets, states, strict=True) if s == "open"}
@@ -219,11 +220,13 @@ class CircuitBreakers:
         if not targets:
             return []
         try:
-            pipe = self.redis.pipeline(transaction=False)
-            pipe.time()
-            for provider, model in targets:
-                pipe.hmget(self._keys(provider, model)[0], "state", "until")
-            (secs, micros), *rows = await pipe.execute()
+            # single commands, not a pipeline block: the service's coalescing client sends
+            # them with every other handler's commands of this loop iteration
+            (secs, micros), *rows = await asyncio.gather(
+                self.redis.time(),
+                *(self.redis.hmget(self._keys(provider, model)[0], "state", "until")
+                  for provider, model in targets),
+            )
         except (RedisError, OSError) as exc:
             self._warn("reporting local state", exc)
             return [self.local.state(t) for t in targets]

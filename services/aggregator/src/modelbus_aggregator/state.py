@@ -53,6 +53,21 @@ if ARGV[7] == '1' then origin = redis.call('GET', KEYS[4]) end
 return {0, redis.call('EXISTS', KEYS[3]), redis.call('HGETALL', KEYS[2]), origin}
 """
 
+# finishing and marking are scripts, not MULTI blocks: still atomic, and a single command, so
+# the service's client sends those of concurrent requests in one round trip
+_FINISH = """
+redis.call('SET', KEYS[1], '1', 'EX', ARGV[1])
+redis.call('DEL', KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6])
+redis.call('ZREM', KEYS[7], ARGV[2])
+return 1
+"""
+
+_MARK_SENT = """
+redis.call('SADD', KEYS[1], ARGV[1])
+redis.call('EXPIRE', KEYS[1], ARGV[2])
+return 1
+"""
+
 _CLAIM = """
 if redis.call('EXISTS', KEYS[1]) == 1 then return {'done'} end
 local decided = redis.call('GET', KEYS[2])
@@ -120,6 +135,8 @@ class FanInStore:
         self._record = client.register_script(_RECORD)
         self._claim = client.register_script(_CLAIM)
         self._release = client.register_script(_RELEASE)
+        self._finish = client.register_script(_FINISH)
+        self._mark_sent = client.register_script(_MARK_SENT)
 
     def _key(self, kind: str, request_id: str) -> str:
         return f"{self.prefix}:{kind}:{{{request_id}}}"
@@ -181,12 +198,13 @@ class FanInStore:
     @_redis_errors
     async def finish(self, request_id: str) -> None:
         """Mark the request answered and drop its working state."""
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.set(self._key("done", request_id), b"1", ex=STATE_TTL_S)
-            pipe.delete(*(self._key(k, request_id)
-                          for k in ("parts", "decided", "lease", "sent", "origin")))
-            pipe.zrem(self.deadlines_key, request_id)
-            await pipe.execute()
+        await self._finish(
+            keys=[self._key("done", request_id),
+                  *(self._key(k, request_id)
+                    for k in ("parts", "decided", "lease", "sent", "origin")),
+                  self.deadlines_key],
+            args=[STATE_TTL_S, request_id],
+        )
 
     @_redis_errors
     async def was_sent(self, request_id: str, event_id: str) -> bool:
@@ -194,10 +212,8 @@ class FanInStore:
 
     @_redis_errors
     async def mark_sent(self, request_id: str, event_id: str) -> None:
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.sadd(self._key("sent", request_id), event_id)
-            pipe.expire(self._key("sent", request_id), STATE_TTL_S)
-            await pipe.execute()
+        await self._mark_sent(keys=[self._key("sent", request_id)],
+                              args=[event_id, STATE_TTL_S])
 
     @_redis_errors
     async def schedule(self, request_id: str, due_ms: int) -> None:
