@@ -18,6 +18,7 @@ RUNS = [
     ("PII redaction recall and precision", ["pii_bench.py"]),
     ("pipeline: added latency, throughput, CPU per request", ["pipeline_bench.py"]),
     ("broker poll wait: added latency against CPU", ["fetch_wait_bench.py"]),
+    ("latency by stage, and the bare broker hop", ["stages_bench.py"]),
     ("fan-out-3 completion minus slowest provider", ["fanout_bench.py", "--requests", "20"]),
     ("one worker process against a 1.5 s provider",
      ["worker_bench.py", "--rate", "600", "--duration", "20", "--latency-ms", "1500"]),

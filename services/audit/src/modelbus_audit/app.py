@@ -47,8 +47,9 @@ async def build(ctx: ServiceContext) -> Service:
 
     consumer = EventConsumer(
         settings, group_id=settings.audit_group_id,
-        fetch_max_wait_ms=settings.audit_fetch_max_wait_ms, pattern=AUDIT_PATTERN, dlq=ctx.dlq,
-        batch_handler=write,
+        fetch_max_wait_ms=settings.audit_fetch_max_wait_ms,
+        min_fetch_interval_ms=settings.audit_min_fetch_interval_ms,
+        pattern=AUDIT_PATTERN, dlq=ctx.dlq, batch_handler=write,
     )
     stop_retention = asyncio.Event()
     tasks = []
