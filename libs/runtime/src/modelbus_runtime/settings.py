@@ -29,10 +29,12 @@ class RuntimeSettings(BaseSettings):
     health_host: str = "127.0.0.1"
     health_port: int = Field(default=0, description="0 disables the health/metrics server")
 
-    # Consumer behaviour: these decide per-hop latency; see the benchmark before changing.
-    # bench/fetch_wait_bench.py on the embedded broker: 5, 25 and 50 ms give the same added
-    # latency (p50 24-30 ms) while idle polling costs 0.60, 0.33 and 0.28 CPU-s/s; 100 ms
-    # added ~60 ms. Apache Kafka answers a waiting fetch as soon as data arrives.
+    # Consumer behaviour: these decide per-hop latency; see docs/performance.md. The
+    # embedded broker answers a fetch with what it had when the fetch arrived, so a hop
+    # costs up to one wait there (bare hop p50 3.0 ms at 5 ms, 5.4 ms at 25 ms); yet 2, 5,
+    # 10 and 25 ms gave the pipeline the same added p50 (22-29 ms) while idle polling cost
+    # 0.83, 0.69, 0.55 and 0.33 CPU-s/s (bench/fetch_wait_bench.py). Apache Kafka answers a
+    # waiting fetch as soon as data arrives.
     fetch_max_wait_ms: int = 25
     max_poll_records: int = 500
     max_in_flight: int = 256
