@@ -282,7 +282,7 @@ class EventConsumer:
             span.set_status(Status(StatusCode.ERROR, exc.dlq_reason.value))
             span.set_attribute("error.type", type(exc).__name__)
             await self.dlq.send(message, exc, exc.dlq_reason)
-        except Exception as exc:
+        except Exception as exc:  # a bug must not stall the partition
             outcome = "dead_letter"
             span.set_status(Status(StatusCode.ERROR, "unhandled"))
             span.set_attribute("error.type", type(exc).__name__)

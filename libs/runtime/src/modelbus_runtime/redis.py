@@ -66,12 +66,14 @@ class CoalescingRedis(aioredis.Redis):
             for args, options, _ in live:
                 pipe.execute_command(*args, **options)
             replies = await pipe.execute(raise_on_error=False)
-        except BaseException as exc:
+        except asyncio.CancelledError:  # the loop is shutting down: so are the callers
+            for _, _, future in live:
+                future.cancel()
+            raise
+        except Exception as exc:  # noqa: BLE001 - handed to every waiting caller
             for _, _, future in live:
                 if not future.done():
                     future.set_exception(exc)
-            if isinstance(exc, asyncio.CancelledError | KeyboardInterrupt | SystemExit):
-                raise
             return
         for (_, _, future), reply in zip(live, replies, strict=True):
             if future.done():
