@@ -84,16 +84,17 @@ def fresh_stack():
         stack.stop()
 
 
-def on_fresh_stack(phase, *args):
-    """Run ``phase(stack, pipeline, meter, *args)`` on a stack of its own, warmed up."""
+def on_fresh_stack(phase, args, *extra):
+    """Run ``phase(stack, pipeline, meter, args, *extra)`` on a stack of its own, warmed up
+    with the provider at ``args.latency_ms``."""
     async def run(stack: Stack):
         pipeline = Pipeline(stack.bootstrap)
         await pipeline.start()
         try:
-            set_latency(stack, args[0].latency_ms)
+            set_latency(stack, args.latency_ms)
             await pipeline.run(50, 2)
             await pipeline.quiesce(1.0)
-            return await phase(stack, pipeline, meter_for(stack), *args)
+            return await phase(stack, pipeline, meter_for(stack), args, *extra)
         finally:
             await pipeline.stop()
 

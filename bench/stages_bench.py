@@ -19,29 +19,23 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 sys.path.insert(0, str(Path(__file__).parent))
-import itertools
-
 from loadgen import Pipeline
 from modelbus_cli.stack import Stack
 from modelbus_schemas.topics import REQUESTS, RESPONSES, RESULTS, tasks_topic
+from pipeline_bench import pct, set_latency
 
 RESULTS_DIR = Path(__file__).parent / "results"
 HOP_TOPIC = "bench.hop"
-
-
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q / 100 * len(ordered)))] if ordered else float("nan")
 
 
 async def bare_hop(bootstrap: str, wait_ms: int, records: int = 60) -> dict:
@@ -80,15 +74,10 @@ async def bare_hop(bootstrap: str, wait_ms: int, records: int = 60) -> dict:
             "p50": pct(latencies, 50), "p90": pct(latencies, 90)}
 
 
-def set_provider_latency(stack: Stack, ms: float) -> None:
-    httpx.put(f"{stack.simulator_url}/_sim/models/gpt-4o-mini",
-              json={"latency_ms": ms}).raise_for_status()
-
-
 async def stages(stack: Stack, rate: float, seconds: float) -> dict:
     pipeline = Pipeline(stack.bootstrap)
     await pipeline.start()
-    set_provider_latency(stack, 50)
+    set_latency(stack, 50)
     await pipeline.run(50, 2)  # warm up
     topics = [REQUESTS, tasks_topic("openai"), RESULTS, RESPONSES]
     watcher = AIOKafkaConsumer(*topics, bootstrap_servers=stack.bootstrap, group_id=None,
