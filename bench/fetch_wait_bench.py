@@ -28,11 +28,10 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from cpu import CpuMeter  # noqa: E402
-from loadgen import Pipeline, direct  # noqa: E402
-from pipeline_bench import MODEL, RESULTS, meter_for, set_latency, summary  # noqa: E402
-
-from modelbus_cli.stack import Stack  # noqa: E402
+from cpu import CpuMeter
+from loadgen import Pipeline, direct
+from modelbus_cli.stack import Stack
+from pipeline_bench import MODEL, RESULTS, meter_for, set_latency, summary
 
 
 async def measure(stack: Stack, args) -> dict:

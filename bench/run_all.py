@@ -1,7 +1,7 @@
 """``make bench``: every benchmark, one after another, each printing its own figures.
 
-The pipeline benchmark writes ``bench/results/pipeline.json`` and ``pipeline.png``; the
-others print to stdout. The whole output is also kept in ``bench/results/summary.txt``.
+The pipeline benchmark writes ``bench/results/pipeline.json`` and ``pipeline.png``, the
+profile ``profile.json``, ``profile.png`` and folded stacks; the others print to stdout. The whole output is also kept in ``bench/results/summary.txt``.
 Benchmarks share the machine with nothing else of ours: run them on a quiet machine.
 """
 
@@ -17,6 +17,8 @@ RUNS = [
     ("routing decision cost (50-route policy)", ["router_bench.py", "--runs", "20000"]),
     ("PII redaction recall and precision", ["pii_bench.py"]),
     ("pipeline: added latency, throughput, CPU per request", ["pipeline_bench.py"]),
+    ("where the CPU goes at 300 req/s (py-spy, every service)",
+     ["profile_bench.py", "--rate", "300", "--seconds", "15"]),
     ("broker poll wait: added latency against CPU", ["fetch_wait_bench.py"]),
     ("latency by stage, and the bare broker hop", ["stages_bench.py"]),
     ("fan-out-3 completion minus slowest provider", ["fanout_bench.py", "--requests", "20"]),
