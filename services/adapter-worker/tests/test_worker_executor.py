@@ -3,6 +3,7 @@ stands in for HTTP; the real-HTTP behaviour is in tests/worker/)."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 
 from modelbus_adapter_worker.adapters import Completion
@@ -134,6 +135,35 @@ async def test_worker_executor_retry_after_longer_than_the_deadline_gives_up():
     executor, transport = _executor(slow, OK)
     run = await executor.run(_task(deadline_at=datetime.now(UTC) + timedelta(seconds=5)))
     assert run.stop == "retries_exhausted" and transport.calls == 1
+
+
+class SlowTransport:
+    """Every attempt times out when its time is up (the HTTP transport's behaviour)."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    async def call(self, adapter, request, timeout_s):
+        self.calls += 1
+        await asyncio.sleep(timeout_s)
+        raise ProviderError("timed out", retryable=True, code="timeout")
+
+
+async def test_worker_executor_last_attempt_cut_by_the_deadline_reports_the_deadline():
+    transport = SlowTransport()
+    executor = Executor(OpenAIChatAdapter("k"), transport,
+                        default_retry=RetrySpec(max_attempts=1, attempt_timeout_ms=5000))
+    run = await executor.run(_task(deadline_at=datetime.now(UTC) + timedelta(milliseconds=50)))
+    assert transport.calls == 1
+    assert run.stop == "deadline" and run.error.code == "deadline_exceeded"
+    assert "timed out" in str(run.error)  # the cause is kept
+
+
+async def test_worker_executor_attempts_spent_before_the_deadline_are_retries_exhausted():
+    failing = ProviderError("HTTP 503", retryable=True, status_code=503)
+    executor, transport = _executor(failing)
+    run = await executor.run(_task(deadline_at=datetime.now(UTC) + timedelta(seconds=30)))
+    assert run.stop == "retries_exhausted" and transport.calls == 3
 
 
 class Stats:

@@ -131,6 +131,10 @@ class Executor:
             if delay is None or (remaining is not None and delay >= remaining):
                 break  # the wait the provider asks for does not fit: exhausted here
             await asyncio.sleep(delay)
+        remaining = _remaining_s(task)
+        if remaining is not None and remaining <= 0:
+            # the last attempt ran into the deadline: no fallback can use what is left
+            return TargetRun("deadline", error=_deadline(error), attempts=attempts)
         return TargetRun("retries_exhausted", error=error, attempts=attempts)
 
     async def _call(self, task: TaskEvent, request, timeout: float, number: int):
