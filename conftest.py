@@ -15,7 +15,6 @@ import shutil
 import subprocess
 
 import pytest
-
 from modelbus_cli.processes import ProcessGroup
 from modelbus_cli.stack import redis_reachable, start_broker, start_redis
 from modelbus_testing.pg import temporary_postgres_database
@@ -25,7 +24,8 @@ def _docker_available() -> bool:
     if not shutil.which("docker"):
         return False
     try:
-        return subprocess.run(["docker", "info"], capture_output=True, timeout=5).returncode == 0
+        return subprocess.run(["docker", "info"], capture_output=True, timeout=5,
+                              check=False).returncode == 0
     except (OSError, subprocess.TimeoutExpired):
         return False
 

@@ -6,7 +6,6 @@ import uuid
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-
 from modelbus_cli.dlq import read_dlq
 
 

@@ -8,9 +8,9 @@ from datetime import UTC, datetime
 
 import pytest
 from aiokafka import AIOKafkaProducer
-
 from modelbus_cli.dlq import Filter, read_dlq, redrive
 from modelbus_schemas import DeadLetterInfo, DlqReason
+
 from tests.upstream import REQUESTS, RESPONSES, Upstream, ce_headers, request_json
 
 pytestmark = pytest.mark.e2e

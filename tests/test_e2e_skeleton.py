@@ -8,8 +8,8 @@ import json
 import uuid
 
 import pytest
-
 from modelbus_audit.store import AuditStore
+
 from tests.upstream import REQUESTS, RESPONSES, Upstream, request_json
 
 pytestmark = pytest.mark.e2e

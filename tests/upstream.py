@@ -7,6 +7,7 @@ import asyncio
 import json
 import time
 import uuid
+from typing import Self
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.structs import TopicPartition
@@ -40,7 +41,7 @@ class Upstream:
         self.bootstrap = bootstrap
         self.producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=2)
 
-    async def __aenter__(self) -> Upstream:
+    async def __aenter__(self) -> Self:
         await self.producer.start()
         return self
 

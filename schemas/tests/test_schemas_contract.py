@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from modelbus_schemas import DeadLetterInfo, DecodeError, DlqReason, RequestEvent, decode
 from modelbus_schemas.jsonschema import CONTRACT, SCHEMA_DIR, drifted, render
 from modelbus_schemas.topics import all_topics, dlq_topic, source_topics, tasks_topic

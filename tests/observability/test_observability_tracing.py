@@ -10,11 +10,6 @@ import json
 import uuid
 
 import pytest
-from opentelemetry import trace
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-
 from modelbus_adapter_worker.app import WorkerSettings
 from modelbus_adapter_worker.app import build as build_worker
 from modelbus_aggregator.app import build as build_aggregator
@@ -25,6 +20,11 @@ from modelbus_cli.stack import Stack
 from modelbus_router.app import RouterSettings
 from modelbus_router.app import build as build_router
 from modelbus_runtime.service import serve
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
 from tests.upstream import RESPONSES, Upstream, request_json
 
 PLANTED_KEY = "sk-planted-" + uuid.uuid4().hex
@@ -48,7 +48,7 @@ def tracer_provider():
 
 
 async def _run_services(bootstrap, redis_url, sim, stop: asyncio.Event):
-    common = dict(kafka_bootstrap_servers=bootstrap, redis_url=redis_url)
+    common = {"kafka_bootstrap_servers": bootstrap, "redis_url": redis_url}
     services = [("router", RouterSettings(**common), build_router),
                 ("aggregator", AggregatorSettings(**common), build_aggregator),
                 ("audit", AuditSettings(**common), build_audit)]

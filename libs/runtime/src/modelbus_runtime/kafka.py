@@ -55,7 +55,7 @@ class EventProducer:
         headers: dict[str, str] | None = None,
     ) -> None:
         await self.publish_bytes(topic, key=key, value=encode(event), event_id=event_id,
-                                 ce_type=getattr(event, "CE_TYPE"), headers=headers)
+                                 ce_type=event.CE_TYPE, headers=headers)
 
     async def publish_bytes(
         self,

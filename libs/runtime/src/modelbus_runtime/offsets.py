@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import heapq
 from collections import defaultdict
-from typing import Hashable
+from collections.abc import Hashable
 
 
 class PartitionOffsets:
     """Offsets in flight for one partition."""
 
-    __slots__ = ("_pending", "_done", "_committable", "_last_committed")
+    __slots__ = ("_committable", "_done", "_last_committed", "_pending")
 
     def __init__(self) -> None:
         self._pending: list[int] = []  # min-heap of offsets started and not yet retired

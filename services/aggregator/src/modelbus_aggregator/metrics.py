@@ -3,9 +3,8 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram
-
 from modelbus_schemas import ResponseEvent
+from prometheus_client import Counter, Histogram
 
 RESPONSES = Counter(
     "modelbus_responses_total", "Responses published, by task and status", ["task", "status"]

@@ -13,7 +13,6 @@ import uuid
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
-
 from modelbus_runtime.errors import TransientInfraError
 
 

@@ -96,13 +96,13 @@ class ProcessGroup:
     def spawn(self, name: str, argv: list[str], env: dict[str, str] | None = None,
               health_url: str | None = None) -> Managed:
         log_path = self.workdir / "logs" / f"{name}.log"
-        log = open(log_path, "ab")
-        proc = subprocess.Popen(
-            argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            env={**os.environ, **(env or {})}, start_new_session=True,
-            preexec_fn=_die_with_parent,
-        )
-        log.close()
+        with open(log_path, "ab") as log:  # the child keeps its own copy of the descriptor
+            proc = subprocess.Popen(
+                argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                env={**os.environ, **(env or {})}, start_new_session=True,
+                # runs before exec in the child, touching no lock a thread may hold
+                preexec_fn=_die_with_parent,  # noqa: PLW1509
+            )
         child = Managed(name, proc, log_path, health_url)
         self.children.append(child)
         return child
