@@ -41,6 +41,14 @@ async def _lineage_kinds(url: str, request_id: str, timeout: float = 30.0) -> se
         await store.close()
 
 
+async def test_an_answer_cut_at_max_tokens_says_length(gateway_stack):
+    completion = await _async_client(gateway_stack).chat.completions.create(
+        model="summarize", messages=PROMPT, max_tokens=3)
+    assert completion.choices[0].finish_reason == "length"
+    assert completion.choices[0].message.content == " ".join(EXPECTED.split()[:3])
+    assert completion.usage.completion_tokens == 3
+
+
 async def test_sync_plain_call_answers_with_headers_and_complete_lineage(gateway_stack):
     gw = gateway_stack
     raw = await asyncio.to_thread(

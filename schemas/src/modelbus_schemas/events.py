@@ -232,6 +232,9 @@ class ResponseEvent(InternalEvent):
     task: str | None = None
     status: Literal["ok", "partial", "error"]
     output: str | None = None
+    finish_reason: FinishReason | None = Field(
+        default=None, description="why the model whose answer is the output stopped "
+        "(``length``: cut at the token limit); none on an error")
     error: ErrorInfo | None = None
     models: list[str] = Field(default_factory=list)
     parts: list[PartSummary] = Field(default_factory=list)

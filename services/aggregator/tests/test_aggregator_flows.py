@@ -194,3 +194,12 @@ def test_chain_completes_with_every_stage_model():
     assert response.status == "ok" and response.output == "out 2"
     assert response.path == ["analyse", "generate", "review"]
     assert response.models == ["openai/a", "openai/g", "openai/r"]
+
+
+def test_chain_finish_reason_is_the_last_stage_s():
+    stages = _chain_plan().chain
+    results = [make_result(plan=_chain_plan(i), text=f"out {i}", model=m,
+                           finish_reason="stop" if i < 2 else "length")
+               for i, m in enumerate("agr")]
+    response = chain.decide(stages, _flow(*results)).response
+    assert response.output == "out 2" and response.finish_reason == "length"

@@ -16,9 +16,9 @@ from modelbus_gateway.openai_wire import (
 from modelbus_schemas import ErrorCode, ErrorInfo, ResponseEvent, Usage
 
 
-def _response(text: str = "hello there") -> ResponseEvent:
+def _response(text: str = "hello there", finish: str | None = "stop") -> ResponseEvent:
     return ResponseEvent(event_id="r:response", request_id="r", status="ok", output=text,
-                         models=["openai/gpt-4o-mini"],
+                         finish_reason=finish, models=["openai/gpt-4o-mini"],
                          usage=Usage(input_tokens=3, output_tokens=2),
                          created_at=datetime.now(UTC))
 
@@ -61,6 +61,17 @@ def test_completion_body_has_openai_shape():
     assert body["choices"][0]["message"] == {"role": "assistant", "content": "hello there",
                                              "refusal": None}
     assert body["usage"] == {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5}
+    assert body["choices"][0]["finish_reason"] == "stop"
+
+
+@pytest.mark.parametrize(("finish", "wire"), [
+    ("length", "length"), ("content_filter", "content_filter"), ("other", "stop"), (None, "stop"),
+])
+def test_finish_reason_reaches_the_caller_in_openai_words(finish, wire):
+    body = orjson.loads(completion_body(_response(finish=finish), "c", 1, "t"))
+    assert body["choices"][0]["finish_reason"] == wire
+    last = orjson.loads(stream_frames(_response(finish=finish), "c", 1, "t", False)[-2][6:])
+    assert last["choices"][0]["finish_reason"] == wire
 
 
 def test_stream_frames_role_content_finish_usage_done():

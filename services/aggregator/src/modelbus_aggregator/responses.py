@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from typing import Literal
 
 from modelbus_schemas import ErrorInfo, PartSummary, ResponseEvent, ResultEvent, Usage
+from modelbus_schemas.events import FinishReason
 
 from modelbus_aggregator.strategies import label
 
@@ -27,6 +28,19 @@ def summarize(result: ResultEvent) -> PartSummary:
 def missing_summary(part_id: int, provider: str, model: str, step: int = 0) -> PartSummary:
     return PartSummary(part_id=part_id, provider=provider, model=model, status="missing",
                        step=step)
+
+
+def finish_reason(output: str | None, answered: list[ResultEvent]) -> FinishReason | None:
+    """Why the model behind the output stopped: the reason of the results whose text *is* the
+    output (of every answered result when the output is a blend of them). One reason: that
+    one; several: ``length`` if any answer was cut at the token limit, else unknown."""
+    if output is None:
+        return None
+    producers = [r for r in answered if r.text == output] or list(answered)
+    reasons = {r.finish_reason for r in producers if r.finish_reason}
+    if len(reasons) == 1:
+        return reasons.pop()
+    return "length" if "length" in reasons else None
 
 
 def build_response(
@@ -53,6 +67,7 @@ def build_response(
         task=first.task,
         status=status,
         output=output,
+        finish_reason=finish_reason(output, list(answered)),
         error=error,
         models=models,
         parts=sorted([summarize(r) for r in ordered] + list(missing),

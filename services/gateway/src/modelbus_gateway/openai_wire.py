@@ -113,12 +113,21 @@ def _usage(response: ResponseEvent) -> dict:
             "total_tokens": u.input_tokens + u.output_tokens}
 
 
+OPENAI_FINISH_REASONS = frozenset({"stop", "length", "content_filter", "tool_calls"})
+
+
+def openai_finish(response: ResponseEvent) -> str:
+    """The response's finish reason in OpenAI's words; ``stop`` when it has none of those."""
+    reason = response.finish_reason
+    return reason if reason in OPENAI_FINISH_REASONS else "stop"
+
+
 def completion_body(response: ResponseEvent, call_id: str, created: int, model: str) -> bytes:
     return orjson.dumps({
         "id": call_id, "object": "chat.completion", "created": created, "model": model,
         "choices": [{"index": 0, "message": {"role": "assistant",
                                              "content": response.output or "", "refusal": None},
-                     "logprobs": None, "finish_reason": "stop"}],
+                     "logprobs": None, "finish_reason": openai_finish(response)}],
         "usage": _usage(response), "system_fingerprint": None,
     })
 
@@ -139,7 +148,7 @@ def stream_frames(response: ResponseEvent, call_id: str, created: int, model: st
     frames = [frame({"role": "assistant", "content": ""})]
     frames += [frame({"content": text[i:i + chunk_chars]})
                for i in range(0, len(text), chunk_chars)]
-    frames.append(frame({}, "stop"))
+    frames.append(frame({}, openai_finish(response)))
     if include_usage:
         usage = {**head, "choices": [], "usage": _usage(response)}
         frames.append(b"data: " + orjson.dumps(usage) + b"\n\n")
