@@ -155,7 +155,7 @@ def queue_trend(latencies: list[float], offered: int) -> dict:
     """Whether a rate is sustained: every request answered and no queue building up, i.e.
     the median latency of the last quarter of the requests (in send order) at most
     ``QUEUE_GROWTH_MS`` above that of the first quarter. Past saturation the queue, hence
-    the latency, grows for as long as the load lasts (by ~100 ms over a step here)."""
+    the latency, grows for as long as the load lasts (by 40 to 500 ms over a step here)."""
     quarter = max(1, len(latencies) // 4)
     first, last = pct(latencies[:quarter], 50), pct(latencies[-quarter:], 50)
     return {"p50_first_quarter": first, "p50_last_quarter": last,

@@ -1,9 +1,10 @@
 """Builds the one response of a request from its results. Knows nothing of Kafka.
 
-The response carries the output, the status (``ok`` / ``partial`` / ``error``), the models
-whose answer is the output, a summary of every part and step (judges included), summed
-tokens and cost, latency since the router received the request, the policy version, the
-cascade/chain path and the parts still missing when it was sent.
+The response carries the output and why its model stopped (``finish_reason``), the status
+(``ok`` / ``partial`` / ``error``), the models whose answer is the output, a summary of
+every part and step (judges included), summed tokens and cost, latency since the router
+received the request, the policy version, the cascade/chain path and the parts still
+missing when it was sent.
 """
 
 from __future__ import annotations
