@@ -25,7 +25,7 @@ from pathlib import Path
 
 from cpu import CpuMeter
 from loadgen import Pipeline
-from pipeline_bench import fresh_stack, meter_for, pct, set_latency
+from pipeline_bench import on_fresh_stack, pct
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -67,31 +67,23 @@ def summarise(folded: Path) -> tuple[Counter, int]:
     return counts, total
 
 
-async def profile(stack, args, out: Path) -> dict:
-    pipeline = Pipeline(stack.bootstrap)
-    await pipeline.start()
-    try:
-        set_latency(stack, args.latency_ms)
-        await pipeline.run(50, 2)
-        await pipeline.quiesce(1.0)
-        meter = meter_for(stack)
-        services = [c for c in stack.group.children if c.name not in ("simulator", "broker")]
-        spies = {c.name: await asyncio.create_subprocess_exec(
-            "py-spy", "record", "--pid", str(c.proc.pid), "--rate", str(args.hz),
-            "--duration", str(int(args.seconds)), "--format", "raw", "--nonblocking",
-            "--output", str(out / f"{c.name}.folded"),
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) for c in services}
-        print(f"profiling {', '.join(spies)} at {args.rate:.0f} req/s for {args.seconds:.0f} s…",
-              flush=True)
-        before = meter.snapshot()
-        latencies = await pipeline.run(args.rate, args.seconds, drain_s=15)
-        cpu = CpuMeter.delta(before, meter.snapshot())
-        for name, spy in spies.items():
-            _, err = await spy.communicate()
-            if spy.returncode != 0:
-                raise RuntimeError(f"py-spy on {name} failed: {err.decode()}")
-    finally:
-        await pipeline.stop()
+async def profile(stack, pipeline: Pipeline, meter: CpuMeter, args, out: Path) -> dict:
+    """A phase for ``on_fresh_stack``: the stack is up and warmed, the meter set."""
+    services = [c for c in stack.group.children if c.name not in ("simulator", "broker")]
+    spies = {c.name: await asyncio.create_subprocess_exec(
+        "py-spy", "record", "--pid", str(c.proc.pid), "--rate", str(args.hz),
+        "--duration", str(int(args.seconds)), "--format", "raw", "--nonblocking",
+        "--output", str(out / f"{c.name}.folded"),
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) for c in services}
+    print(f"profiling {', '.join(spies)} at {args.rate:.0f} req/s for {args.seconds:.0f} s…",
+          flush=True)
+    before = meter.snapshot()
+    latencies = await pipeline.run(args.rate, args.seconds, drain_s=15)
+    cpu = CpuMeter.delta(before, meter.snapshot())
+    for name, spy in spies.items():
+        _, err = await spy.communicate()
+        if spy.returncode != 0:
+            raise RuntimeError(f"py-spy on {name} failed: {err.decode()}")
     answered = max(1, len(latencies))
     by_process = {}
     for name, seconds in cpu.items():
@@ -164,8 +156,7 @@ def main() -> None:
         sys.exit("py-spy is not installed: run `uv sync` (it is a dev dependency)")
     out = RESULTS / "profile"
     out.mkdir(parents=True, exist_ok=True)
-    with fresh_stack() as stack:
-        result = asyncio.run(profile(stack, args, out))
+    result = on_fresh_stack(profile, args, out)
     report(result)
     (RESULTS / "profile.json").write_text(json.dumps(result, indent=2))
     plot(result, RESULTS / "profile.png")
