@@ -16,8 +16,17 @@ import subprocess
 
 import pytest
 from modelbus_cli.processes import ProcessGroup
+from modelbus_runtime.signing import KeyRing
 from modelbus_cli.stack import redis_reachable, start_broker, start_redis
 from modelbus_testing.pg import temporary_postgres_database
+
+
+# One signing key ring for the whole session: every service a test starts and every
+# in-process producer signs with it (a process without it would not be believed).
+os.environ.setdefault("MODELBUS_SIGNING_KEYS", KeyRing.generate("test"))
+
+#: Suites that must pass on their first run: a rerun would hide the race they look for.
+NEVER_RERUN = ("/tests/faults/", "/tests/security/")
 
 
 def _docker_available() -> bool:
@@ -69,10 +78,12 @@ def sqlite_url(tmp_path_factory) -> str:
 
 def pytest_collection_modifyitems(items):
     """Cross-service tests run many real processes on a small machine; each gets one
-    rerun so that a starved scheduler does not fail a run. A test failing twice fails."""
+    rerun so that a starved scheduler does not fail a run (pytest reports every rerun). A
+    test failing twice fails. The fault and security suites never rerun."""
     for item in items:
-        if "/tests/" in str(item.fspath) and "/services/" not in str(item.fspath) and (
-                "/libs/" not in str(item.fspath)):
+        path = str(item.fspath)
+        if "/tests/" in path and "/services/" not in path and "/libs/" not in path and not any(
+                suite in path for suite in NEVER_RERUN):
             item.add_marker(pytest.mark.flaky(reruns=1, reruns_delay=2))
 
 

@@ -99,7 +99,8 @@ async def bus(tmp_path_factory, kafka_bootstrap, redis_url):
     prefix = f"test:aggbus:{uuid.uuid4().hex[:8]}"
     env = {"MODELBUS_AGGREGATOR_STATE_PREFIX": prefix,
            "MODELBUS_AGGREGATOR_GROUP_ID": f"agg-test-{uuid.uuid4().hex[:6]}"}
-    producer = EventProducer(RuntimeSettings(kafka_bootstrap_servers=kafka_bootstrap), "tests")
+    producer = EventProducer(RuntimeSettings(kafka_bootstrap_servers=kafka_bootstrap), "tests",
+                             role="router")
     client = aioredis.Redis.from_url(redis_url, socket_timeout=5)
     try:
         stack.start_infra()

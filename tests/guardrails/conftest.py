@@ -76,7 +76,8 @@ async def guard_bus(tmp_path_factory, kafka_bootstrap, redis_url):
     policy.write_text(POLICY)
     stack = Stack(workdir)
     stack.bootstrap, stack.redis_url, stack.database_url = kafka_bootstrap, redis_url, "unused"
-    producer = EventProducer(RuntimeSettings(kafka_bootstrap_servers=kafka_bootstrap), "tests")
+    producer = EventProducer(RuntimeSettings(kafka_bootstrap_servers=kafka_bootstrap), "tests",
+                             role="approver")
     try:
         stack.start_infra()
         stack.start_simulator()

@@ -75,7 +75,7 @@ def start_workers(workdir: Path, worker_stack: Stack, workers: dict[str, dict[st
 
 class TaskPublisher:
     def __init__(self, bootstrap: str) -> None:
-        self.producer = EventProducer(RuntimeSettings(kafka_bootstrap_servers=bootstrap), "tests")
+        self.producer = EventProducer(RuntimeSettings(kafka_bootstrap_servers=bootstrap), "tests", role="router")
 
     async def __aenter__(self) -> TaskPublisher:  # noqa: PYI034
         await self.producer.start()

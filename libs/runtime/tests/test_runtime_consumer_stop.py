@@ -66,7 +66,7 @@ async def consumer_for(kafka_bootstrap):
         await events.start()
         consumer = EventConsumer(settings, group_id=group, topics=[topic], handler=handler,
                                  dlq=DeadLetterPublisher(events, "test", 1 << 20),
-                                 max_in_flight=max_in_flight)
+                                 max_in_flight=max_in_flight, authenticate=False)
         made.append((consumer, events))
         await consumer.start()
         return consumer, TopicPartition(topic, 0), group

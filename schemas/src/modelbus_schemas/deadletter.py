@@ -28,6 +28,7 @@ class DlqReason(StrEnum):
     TIMEOUT = "timeout"
     OVERSIZED = "oversized"
     UNHANDLED = "unhandled"
+    UNAUTHENTICATED = "unauthenticated"
 
 
 class DeadLetterInfo(Contract):

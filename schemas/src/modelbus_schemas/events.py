@@ -162,11 +162,16 @@ class TaskEvent(InternalEvent):
     )
     budget_hold: BudgetHold | None = None
 
+    @property
+    def tenant(self) -> str:
+        return self.caller.tenant
+
     @staticmethod
-    def make_id(request_id: str, part_id: int, step: int = 0, hop: int = 0) -> str:
+    def make_id(scope: str, part_id: int, step: int = 0, hop: int = 0) -> str:
         """Deterministic: the same plan position always gets the same id (``hop`` counts
-        fallbacks forwarded for the part, ``step`` the cascade tier or chain stage)."""
-        base = f"{request_id}:task:{part_id}"
+        fallbacks forwarded for the part, ``step`` the cascade tier or chain stage).
+        ``scope`` is the request's :func:`~modelbus_schemas.identity.scoped_id`."""
+        base = f"{scope}:task:{part_id}"
         return base + (f":{step}" if step or hop else "") + (f":{hop}" if hop else "")
 
 
@@ -177,6 +182,8 @@ class ResultEvent(InternalEvent):
 
     event_id: str
     request_id: RequestId
+    tenant: str = Field(default="default", min_length=1, max_length=128,
+                        description="the request's tenant (from its task's caller)")
     task: str
     part_id: int = Field(ge=0)
     parts_total: int = Field(ge=1)
@@ -207,8 +214,9 @@ class ResultEvent(InternalEvent):
     )
 
     @staticmethod
-    def make_id(request_id: str, part_id: int, step: int = 0) -> str:
-        return f"{request_id}:result:{part_id}" + (f":{step}" if step else "")
+    def make_id(scope: str, part_id: int, step: int = 0) -> str:
+        """``scope``: the request's :func:`~modelbus_schemas.identity.scoped_id`."""
+        return f"{scope}:result:{part_id}" + (f":{step}" if step else "")
 
 
 class PartSummary(Contract):
@@ -229,6 +237,8 @@ class ResponseEvent(InternalEvent):
 
     event_id: str
     request_id: RequestId
+    tenant: str = Field(default="default", min_length=1, max_length=128,
+                        description="the tenant the request was accepted for")
     task: str | None = None
     status: Literal["ok", "partial", "error"]
     output: str | None = None
@@ -251,8 +261,9 @@ class ResponseEvent(InternalEvent):
     created_at: datetime
 
     @staticmethod
-    def make_id(request_id: str) -> str:
-        return f"{request_id}:response"
+    def make_id(scope: str) -> str:
+        """``scope``: the request's :func:`~modelbus_schemas.identity.scoped_id`."""
+        return f"{scope}:response"
 
 
 class ApprovalRequestEvent(InternalEvent):

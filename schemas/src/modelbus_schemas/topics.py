@@ -32,6 +32,35 @@ def dlq_topic(source_topic: str) -> str:
     return source_topic + DLQ_SUFFIX
 
 
+#: Producer roles: every modelbus service signs what it publishes as one of these.
+ROUTER = "router"
+WORKER = "adapter-worker"
+AGGREGATOR = "aggregator"
+GATEWAY = "gateway"
+APPROVER = "approver"
+
+_TASK_WRITERS = frozenset({ROUTER, WORKER, AGGREGATOR})  # plans, fallbacks, next steps
+_RESPONSE_WRITERS = frozenset({ROUTER, AGGREGATOR})
+_WRITERS: dict[str, frozenset[str]] = {
+    RESULTS: frozenset({WORKER}),
+    APPROVALS_PENDING: frozenset({ROUTER}),
+    APPROVALS_DECISIONS: frozenset({APPROVER}),
+}
+
+
+def writer_roles(topic: str) -> frozenset[str] | None:
+    """The roles whose signed events a consumer of ``topic`` accepts; ``None`` where
+    unsigned events are accepted too (the requests topic, which upstreams in any language
+    write, and dead-letter topics, which keep the original record as it came)."""
+    if topic == REQUESTS or topic.endswith(DLQ_SUFFIX):
+        return None
+    if topic in _WRITERS:
+        return _WRITERS[topic]
+    if topic.startswith("modelbus.tasks."):
+        return _TASK_WRITERS
+    return _RESPONSE_WRITERS  # the default reply topic and every reply topic policy allows
+
+
 def source_topics() -> list[str]:
     """Every topic an event is published to, DLQs excluded."""
     return [REQUESTS, *(tasks_topic(p) for p in PROVIDERS), RESULTS, RESPONSES,

@@ -18,6 +18,11 @@ decoding hides the raw bytes a dead-letter record must keep. This loop is small 
   leaves the group; what is still unfinished when the bound passes is cancelled and left
   uncommitted (the next owner of its partition gets it again), so a stop never waits longer.
 
+Internal events are authenticated before the handler sees them: on a topic only modelbus
+services write (:func:`modelbus_schemas.topics.writer_roles`), a record without a valid
+signature from an allowed role goes to the DLQ with reason ``unauthenticated`` and changes
+no state (:mod:`modelbus_runtime.signing`).
+
 Batch mode (``batch_handler``) hands everything one fetch returned, across all its
 partitions, to one call, for sinks that write in bulk (audit); it is committed after the
 call returns.
@@ -35,6 +40,7 @@ from datetime import UTC, datetime
 from aiokafka import ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import CommitFailedError, KafkaError
 from modelbus_schemas import DlqReason
+from modelbus_schemas.topics import writer_roles
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from modelbus_runtime.dlq import DeadLetterPublisher
@@ -51,6 +57,7 @@ from modelbus_runtime.metrics import (
 )
 from modelbus_runtime.offsets import OffsetTracker
 from modelbus_runtime.settings import RuntimeSettings
+from modelbus_runtime.signing import Unauthenticated, verify
 from modelbus_runtime.tracing import extract, recording, span_or_carry
 
 log = logging.getLogger(__name__)
@@ -85,6 +92,7 @@ class EventConsumer:
         order_by: Callable[[Inbound], bytes | None] | None = None,
         fetch_max_wait_ms: int | None = None,
         min_fetch_interval_ms: int = 0,
+        authenticate: bool = True,
     ) -> None:
         if (handler is None) == (batch_handler is None):
             raise ValueError("give exactly one of handler or batch_handler")
@@ -111,6 +119,7 @@ class EventConsumer:
         self._last_fetch = 0.0
         self._last_lag_report = 0.0
         self._gauge = IN_FLIGHT.labels(group=group_id)
+        self._ring = settings.signing_ring() if authenticate else None
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -273,6 +282,7 @@ class EventConsumer:
                     f"{self.settings.max_message_bytes}",
                     DlqReason.OVERSIZED,
                 )
+            self._authenticate(message)
             await self.handler(message)
         except TransientInfraError:
             outcome = "retry"
@@ -292,6 +302,20 @@ class EventConsumer:
             request_id_var.reset(token)
             MESSAGES_HANDLED.labels(topic=message.topic, outcome=outcome).inc()
             HANDLER_SECONDS.labels(topic=message.topic).observe(time.perf_counter() - started)
+
+    def _authenticate(self, message: Inbound) -> None:
+        """Refuse an internal event not signed by a role allowed to write its topic."""
+        if self._ring is None:
+            return
+        roles = writer_roles(message.topic)
+        if roles is None:
+            return
+        try:
+            message.signed_by = verify(self._ring, topic=message.topic, key=message.key,
+                                       value=message.value, headers=message.headers,
+                                       allowed_roles=roles)
+        except Unauthenticated as exc:
+            raise PoisonMessage(str(exc), DlqReason.UNAUTHENTICATED) from None
 
     async def _handle_batch(self, fetched: dict[TopicPartition, list[Inbound]]) -> None:
         """Everything one fetch returned, across partitions, in one handler call (one store

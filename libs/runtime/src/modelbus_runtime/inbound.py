@@ -24,6 +24,8 @@ class Inbound:
     value: bytes | None
     headers: list[tuple[str, bytes]] = field(default_factory=list)
     timestamp_ms: int = 0
+    #: the role whose signature the consumer verified (None: not checked or not signed)
+    signed_by: str | None = None
 
     @cached_property
     def header_map(self) -> dict[str, str]:

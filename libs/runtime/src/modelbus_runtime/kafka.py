@@ -3,7 +3,10 @@
 Publishing awaits the broker's acknowledgement before returning, so a handler that returns
 has durably handed its output over; only then does the consumer commit the input offset.
 No idempotent producer or transactions are used (not every Kafka-protocol broker has them):
-duplicates are handled by consumers deduplicating on event ids.
+duplicates are handled by consumers deduplicating on event ids. Every event published with
+:meth:`EventProducer.publish` or :meth:`EventProducer.publish_bytes` is signed as the
+producer's role (:mod:`modelbus_runtime.signing`); :meth:`EventProducer.publish_raw` sends
+records as given (dead letters and redrives keep the original's signature).
 """
 
 from __future__ import annotations
@@ -19,17 +22,20 @@ from modelbus_schemas import encode
 from pydantic import BaseModel
 
 from modelbus_runtime.settings import RuntimeSettings
+from modelbus_runtime.signing import Signer
 from modelbus_runtime.tracing import inject
 
 log = logging.getLogger(__name__)
 
 
 class EventProducer:
-    """Publishes contract events with CloudEvents headers, keyed by request id."""
+    """Publishes contract events with CloudEvents headers, keyed by request id, signed as
+    ``role`` (the service's name unless given)."""
 
-    def __init__(self, settings: RuntimeSettings, source: str) -> None:
+    def __init__(self, settings: RuntimeSettings, source: str, *, role: str | None = None) -> None:
         self.settings = settings
         self.source = f"/modelbus/{source}"
+        self.signer = Signer(settings.signing_ring(), role or source)
         self._producer = AIOKafkaProducer(
             bootstrap_servers=settings.kafka_bootstrap_servers,
             linger_ms=settings.linger_ms,
@@ -71,7 +77,9 @@ class EventProducer:
         extra = dict(headers or {})
         inject(extra)
         out = ce.ce_headers(event_id=event_id, ce_type=ce_type, source=self.source, extra=extra)
-        await self.publish_raw(topic, key.encode(), value, out)
+        raw_key = key.encode()
+        out.append(self.signer.header(topic, raw_key, value, event_id.encode(), ce_type.encode()))
+        await self.publish_raw(topic, raw_key, value, out)
 
     async def publish_raw(
         self, topic: str, key: bytes | None, value: bytes | None, headers: ce.Headers

@@ -12,6 +12,8 @@ import socket
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from modelbus_runtime.signing import KeyRing, load_ring
+
 
 def _alias(name: str) -> AliasChoices:
     return AliasChoices(f"MODELBUS_{name}", name)
@@ -55,3 +57,15 @@ class RuntimeSettings(BaseSettings):
     topic_replication_factor: int = Field(default=1, ge=1)
 
     redis_socket_timeout_s: float = 0.5
+
+    # Signing keys of internal events (modelbus_runtime.signing): ``kid:secret`` entries,
+    # the first signs, all verify. A mounted Secret file wins over the inline value.
+    signing_keys: str | None = Field(default=None, repr=False)
+    signing_keys_file: str | None = None
+
+    def signing_ring(self) -> KeyRing:
+        ring = self.__dict__.get("_ring")
+        if ring is None:
+            ring = load_ring(self.signing_keys, self.signing_keys_file)
+            self.__dict__["_ring"] = ring
+        return ring

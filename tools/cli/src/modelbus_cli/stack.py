@@ -107,8 +107,23 @@ class Stack:
         wait_for(lambda: port_open("127.0.0.1", port), "simulator", 20, child.proc)
         self.simulator_url = f"http://127.0.0.1:{port}"
 
+    def signing_keys(self) -> str:
+        """The ring every service signs with: the environment's, else one generated for this
+        work directory and kept in it (mode 0600), so a restarted service still verifies."""
+        configured = os.environ.get("MODELBUS_SIGNING_KEYS")
+        if configured:
+            return configured
+        path = self.workdir / "signing.keys"
+        if not path.exists():
+            from modelbus_runtime.signing import KeyRing
+
+            path.touch(mode=0o600)
+            path.write_text(KeyRing.generate())
+        return path.read_text().strip()
+
     def service_env(self, port: int) -> dict[str, str]:
         return {
+            "MODELBUS_SIGNING_KEYS": self.signing_keys(),
             "MODELBUS_KAFKA_BOOTSTRAP_SERVERS": self.bootstrap,
             "MODELBUS_REDIS_URL": self.redis_url,
             "MODELBUS_HEALTH_PORT": str(port),
