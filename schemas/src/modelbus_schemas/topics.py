@@ -16,8 +16,13 @@ APPROVALS_DECISIONS = "modelbus.approvals.decisions.v1"
 #: Providers with a worker deployment and a task topic of their own.
 PROVIDERS: tuple[str, ...] = ("openai", "anthropic", "gemini", "selfhosted")
 
-#: Regex the audit consumer subscribes with: every modelbus topic, DLQs included.
-AUDIT_PATTERN = r"^modelbus\..*"
+#: Reply topics a policy may grant besides ``RESPONSES`` live under this prefix (for
+#: example ``replies.acme.billing``), so the audit consumes every one of them.
+REPLY_TOPIC_PREFIX = "replies."
+
+#: Regex the audit consumer subscribes with: every modelbus topic, DLQs included, and
+#: every reply topic a policy can allow.
+AUDIT_PATTERN = r"^(modelbus|replies)\..*"
 
 DLQ_SUFFIX = ".dlq"
 
@@ -46,6 +51,13 @@ _WRITERS: dict[str, frozenset[str]] = {
     APPROVALS_PENDING: frozenset({ROUTER}),
     APPROVALS_DECISIONS: frozenset({APPROVER}),
 }
+
+
+def is_internal(topic: str) -> bool:
+    """Topics no reply may go to: modelbus' own (but the default reply topic), the broker's
+    ``__`` topics, and every dead-letter topic."""
+    return (topic != RESPONSES and topic.startswith("modelbus.")) or topic.startswith("__") or (
+        topic.endswith(DLQ_SUFFIX))
 
 
 def writer_roles(topic: str) -> frozenset[str] | None:
