@@ -19,6 +19,8 @@ PROVIDERS: tuple[str, ...] = ("openai", "anthropic", "gemini", "selfhosted")
 #: Reply topics a policy may grant besides ``RESPONSES`` live under this prefix (for
 #: example ``replies.acme.billing``), so the audit consumes every one of them.
 REPLY_TOPIC_PREFIX = "replies."
+#: Reply topics of modelbus' own front doors (the gateway's per-instance topics).
+RESPONSES_FAMILY_PREFIX = "modelbus.responses."
 
 #: Regex the audit consumer subscribes with: every modelbus topic, DLQs included, and
 #: every reply topic a policy can allow.
@@ -54,10 +56,13 @@ _WRITERS: dict[str, frozenset[str]] = {
 
 
 def is_internal(topic: str) -> bool:
-    """Topics no reply may go to: modelbus' own (but the default reply topic), the broker's
-    ``__`` topics, and every dead-letter topic."""
-    return (topic != RESPONSES and topic.startswith("modelbus.")) or topic.startswith("__") or (
-        topic.endswith(DLQ_SUFFIX))
+    """Topics no reply may go to: modelbus' own but the responses family
+    (``modelbus.responses.v1`` and ``modelbus.responses.<name>``, such as the gateway's), the
+    broker's ``__`` topics, and every dead-letter topic."""
+    if topic.startswith("__") or topic.endswith(DLQ_SUFFIX):
+        return True
+    return topic.startswith("modelbus.") and not (
+        topic == RESPONSES or topic.startswith(RESPONSES_FAMILY_PREFIX))
 
 
 def writer_roles(topic: str) -> frozenset[str] | None:
