@@ -14,7 +14,6 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
-import httpx
 import pytest
 from modelbus_cli.processes import ProcessGroup
 from modelbus_cli.stack import start_broker, start_redis
@@ -61,14 +60,6 @@ def record_report():
         REPORTS.append(report)
         return report
     return record
-
-
-def simulate(stack, model: str, **behaviour) -> None:
-    httpx.put(f"{stack.simulator_url}/_sim/models/{model}", json=behaviour).raise_for_status()
-
-
-def provider_calls(stack) -> int:
-    return httpx.get(f"{stack.simulator_url}/_sim/stats").json()["total_calls"]
 
 
 def pytest_terminal_summary(terminalreporter):

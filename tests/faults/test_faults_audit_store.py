@@ -21,7 +21,7 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 
 from tests.conftest import start_stack
-from tests.faults.conftest import provider_calls, simulate
+from modelbus_testing.simulator import provider_calls, simulate
 from tests.faults.ledger import Recorder, check_lineage, tally
 from tests.faults.load import produce_at_rate
 

@@ -8,7 +8,7 @@ import uuid
 
 import pytest
 
-from tests.faults.conftest import provider_calls, simulate
+from modelbus_testing.simulator import provider_calls, simulate
 from tests.faults.ledger import Recorder, check_lineage, tally
 from tests.faults.load import produce_at_rate
 

@@ -6,7 +6,7 @@ import uuid
 
 import pytest
 
-from tests.faults.conftest import simulate
+from modelbus_testing.simulator import simulate
 from tests.faults.ledger import Recorder, check_lineage, explain_lost, tally
 from tests.faults.load import produce_at_rate
 

@@ -1,0 +1,23 @@
+"""The provider simulator's admin API as tests drive it: script a model, count calls."""
+
+from __future__ import annotations
+
+import httpx
+
+
+def simulate(stack, model: str, **behaviour) -> None:
+    """Script ``model`` (latency_ms, errors, hangs: see the simulator's README)."""
+    httpx.put(f"{stack.simulator_url}/_sim/models/{model}", json=behaviour).raise_for_status()
+
+
+def unsimulate(stack, model: str) -> None:
+    """Back to the default behaviour."""
+    httpx.delete(f"{stack.simulator_url}/_sim/models/{model}").raise_for_status()
+
+
+def provider_calls(stack, model: str | None = None) -> int:
+    """Calls the simulator answered so far, for one model or all of them."""
+    stats = httpx.get(f"{stack.simulator_url}/_sim/stats").json()
+    if model is None:
+        return stats["total_calls"]
+    return stats["models"].get(model, {}).get("calls", 0)
