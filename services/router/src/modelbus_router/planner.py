@@ -36,7 +36,7 @@ from modelbus_router.routes import Route, ServeSpec, TargetSpec
 from modelbus_router.rules import select
 from modelbus_router.strategies import StrategyInputs, order
 from modelbus_router.templates import Template, render
-from modelbus_router.tokens import estimate_tokens
+from modelbus_router.tokens import estimate_tokens, input_tokens_for
 
 NO_INPUTS = StrategyInputs()
 
@@ -150,7 +150,9 @@ def _assemble(policy, resolved, request, ordered, rejected, output_tokens, now,
     strategy = spec.strategy
 
     def cost(model_id: str) -> float:
-        return catalog[model_id].cost_usd(resolved.input_tokens, output_tokens)
+        model = catalog[model_id]
+        return model.cost_usd(input_tokens_for(model.provider, resolved.input_tokens),
+                              output_tokens)
 
     fallbacks: list[Target] = []
     if strategy == "chain":
