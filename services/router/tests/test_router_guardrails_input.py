@@ -7,7 +7,7 @@ import pytest
 from modelbus_router.guardrails import GuardrailDenied, Redactor, restore, screen
 from modelbus_router.guardrails.approval import approval_reasons
 from modelbus_router.guardrails.handoff import build_record, with_output_checks
-from modelbus_router.guardrails.secrets import find_secrets
+from modelbus_runtime.secret_scan import find_secrets
 from modelbus_router.guardrails.spec import ApprovalSpec, InputGuards
 from modelbus_router.planner import plan
 from modelbus_router.policy import PolicyError, parse_policy
@@ -172,3 +172,22 @@ routes:
 def test_redactor_numbers_distinct_values():
     redactor = Redactor(("email",))
     assert redactor.redact("a@x.io b@x.io a@x.io") == "[EMAIL_1] [EMAIL_2] [EMAIL_1]"
+
+
+JWT = ("eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0."
+       "dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U")
+
+
+@pytest.mark.parametrize("where", [
+    {"metadata": {"note": "AKIAIOSFODNN7EXAMPLE"}},
+    {"metadata": {"db postgresql://app:hunter2pass@db:5432/x": "v"}},
+    {"caller": {"tenant": "acme", "user": JWT}},
+    {"caller": {"tenant": "acme", "team": "AKIAIOSFODNN7EXAMPLE"}},
+    {"context": [{"title": JWT, "content": "fine"}]},
+    {"session_id": "sk-proj-" + "a1B2" * 10},
+])
+def test_secrets_are_screened_in_every_free_text_field(where):
+    with pytest.raises(GuardrailDenied) as caught:
+        screen(InputGuards(), _request("harmless", **where), hosted=True, task="t")
+    assert "secret" in str(caught.value)
+    assert "AKIA" not in str(caught.value) and JWT not in str(caught.value)

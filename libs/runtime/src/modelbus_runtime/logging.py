@@ -2,8 +2,8 @@
 
 ``request_id_var`` is set by the consumer around every handler call, so any log line written
 while handling a message carries its request id. Every record passes through
-:class:`SecretScrubber`, which masks registered secret values and common key shapes
-(``sk-...``, ``Bearer ...``) wherever they appear.
+:class:`SecretScrubber`, which masks registered secret values, common key shapes
+(``sk-...``, ``Bearer ...``) and every shape :mod:`modelbus_runtime.secret_scan` knows.
 """
 
 from __future__ import annotations
@@ -16,6 +16,8 @@ from datetime import UTC, datetime
 
 import orjson
 from opentelemetry import trace
+
+from modelbus_runtime.secret_scan import mask_secrets
 
 request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "modelbus_request_id", default=None
@@ -39,7 +41,7 @@ def scrub(text: str) -> str:
     for secret in _registered_secrets:
         if secret in text:
             text = text.replace(secret, MASK)
-    return _SECRET_SHAPES.sub(MASK, text)
+    return _SECRET_SHAPES.sub(MASK, mask_secrets(text)[0])
 
 
 class JsonFormatter(logging.Formatter):

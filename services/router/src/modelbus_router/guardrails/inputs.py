@@ -19,7 +19,7 @@ from modelbus_schemas import ErrorCode, GuardrailFinding, RequestEvent
 from modelbus_router.errors import RoutingError
 from modelbus_router.guardrails.injection import DETECTORS
 from modelbus_router.guardrails.redaction import Redactor
-from modelbus_router.guardrails.secrets import find_secrets
+from modelbus_runtime.secret_scan import find_secrets
 from modelbus_router.guardrails.spec import InputGuards
 from modelbus_router.tokens import estimate_tokens
 
@@ -39,6 +39,16 @@ class Screened:
 
 def _texts(request: RequestEvent) -> list[str]:
     return [m.content for m in request.messages] + [c.content for c in request.context]
+
+
+def _free_text(request: RequestEvent) -> list[str]:
+    """Every field a caller writes freely: a secret in any of them is carried to the models,
+    the logs or the audit, so the secret screen reads them all."""
+    caller = request.caller
+    return [*_texts(request), *(c.title for c in request.context),
+            *request.metadata.keys(), *request.metadata.values(),
+            *(v for v in (caller.tenant, caller.team, caller.user, request.session_id,
+                          request.idempotency_key) if v)]
 
 
 def _finding(guard: str, mode: str, action: str, counts: Counter | dict,
@@ -85,7 +95,7 @@ def _secrets(guards: InputGuards, request: RequestEvent,
     mode = guards.secrets.mode
     if mode == "off":
         return
-    found = find_secrets(_texts(request))
+    found = find_secrets(_free_text(request))
     if not found:
         return
     if mode == "flag":
