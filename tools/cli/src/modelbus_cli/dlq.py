@@ -75,14 +75,28 @@ def dlq_topics() -> list[str]:
     return [t for t in all_topics() if t.endswith(".dlq")]
 
 
+QUIET_S = 0.4
+"""How long a partition's fetch position must stay put, at or past the watermark, before its
+end is taken as reached. Fetches wait at most 50 ms, so this is several empty fetches."""
+
+
 async def read_dlq(bootstrap: str, topics: list[str], want: Callable[[DlqRecord], bool] = Filter(),
-                   limit: int | None = None, stall_s: float = 30.0) -> list[DlqRecord]:
-    """Every record currently in the DLQ topics (from the beginning to the current end).
+                   limit: int | None = None, stall_s: float = 30.0,
+                   quiet_s: float = QUIET_S) -> list[DlqRecord]:
+    """Every record currently in the DLQ topics (from the beginning to the real end).
 
     Offsets are reset to the earliest on assignment (``auto_offset_reset``) rather than by
     ``seek_to_beginning``: the latter races the reset aiokafka starts on ``assign`` and can
-    lose to it, silently starting at the end. Reading stops when every partition's position
-    reaches the end captured at the start, or when no position moved for ``stall_s``.
+    lose to it, silently starting at the end.
+
+    The end offset a broker reports is a lower bound, not the end: the local tansu broker
+    answers with a stale high watermark (one past the base offset of the last batch, so 20
+    records produced in a few batches report an end of 3). Each partition is therefore read
+    until its position is at least the reported end (or the high watermark seen on fetch
+    responses, whichever is larger) *and* has not advanced for ``quiet_s``: fetching past the
+    watermark returns whatever the log holds. All partitions are fetched together, so an empty
+    topic costs one quiet period. A partition whose position stays below the reported end for
+    ``stall_s`` raises :class:`DlqReadStalled` rather than return a partial listing.
     """
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
                                 group_id=None, auto_offset_reset="earliest",
@@ -100,34 +114,50 @@ async def read_dlq(bootstrap: str, topics: list[str], want: Callable[[DlqRecord]
             return []
         consumer.assign(tps)
         starts = await consumer.beginning_offsets(tps)
-        ends = await consumer.end_offsets(tps)
+        ends = dict(await consumer.end_offsets(tps))
         for tp in tps:
             consumer.seek(tp, starts[tp])
-        pending = {tp for tp in tps if ends[tp] > starts[tp]}
-        found: list[DlqRecord] = []
-        last_progress = time.monotonic()
-        while pending and time.monotonic() - last_progress < stall_s:
-            batch = await consumer.getmany(*pending, timeout_ms=500)
-            for tp, records in batch.items():
-                for r in records:
-                    if r.offset >= ends[tp]:
-                        continue
-                    record = _to_record(r)
-                    if want(record):
-                        found.append(record)
-            if batch:
-                last_progress = time.monotonic()
-            for tp in list(pending):
-                if await consumer.position(tp) >= ends[tp]:
-                    pending.discard(tp)
-            if limit and len(found) >= limit:
-                break
-        if pending and not (limit and len(found) >= limit):
-            raise DlqReadStalled(sorted(f"{tp.topic}[{tp.partition}]" for tp in pending))
+        found = await _read_to_end(consumer, tps, ends, want, limit, stall_s, quiet_s)
         found.sort(key=lambda r: (r.topic, r.partition, r.offset))
         return found[:limit] if limit else found
     finally:
         await consumer.stop()
+
+
+async def _read_to_end(consumer: AIOKafkaConsumer, tps: list[TopicPartition],
+                       ends: dict[TopicPartition, int], want: Callable[[DlqRecord], bool],
+                       limit: int | None, stall_s: float, quiet_s: float) -> list[DlqRecord]:
+    """Fetch every partition until each is quiet at or past its end (see :func:`read_dlq`)."""
+    now = time.monotonic()
+    positions = {tp: await consumer.position(tp) for tp in tps}
+    moved_at = dict.fromkeys(tps, now)
+    pending = set(tps)
+    found: list[DlqRecord] = []
+    while pending:
+        batch = await consumer.getmany(*pending, timeout_ms=100)
+        for records in batch.values():
+            for r in records:
+                record = _to_record(r)
+                if want(record):
+                    found.append(record)
+        if limit and len(found) >= limit:
+            break
+        now = time.monotonic()
+        stalled = []
+        for tp in list(pending):
+            position = await consumer.position(tp)
+            ends[tp] = max(ends[tp], consumer.highwater(tp) or 0)
+            if position != positions[tp]:
+                positions[tp], moved_at[tp] = position, now
+            idle = now - moved_at[tp]
+            if position >= ends[tp]:
+                if idle >= quiet_s:
+                    pending.discard(tp)
+            elif idle >= stall_s:
+                stalled.append(tp)
+        if stalled:
+            raise DlqReadStalled(sorted(f"{tp.topic}[{tp.partition}]" for tp in stalled))
+    return found
 
 
 class DlqReadStalled(RuntimeError):
