@@ -37,7 +37,7 @@ class EventProducer:
         self.source = f"/modelbus/{source}"
         self.signer = Signer(settings.signing_ring(), role or source)
         self._producer = AIOKafkaProducer(
-            bootstrap_servers=settings.kafka_bootstrap_servers,
+            **settings.kafka_client_options(),
             linger_ms=settings.linger_ms,
             acks="all" if settings.acks == "all" else int(settings.acks),
             enable_idempotence=False,
@@ -99,7 +99,7 @@ def build_consumer(
     """A group consumer with manual commits; ``fetch_max_wait_ms`` overrides the settings'
     poll wait for a consumer off the request path (approvals, audit)."""
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap_servers,
+        **settings.kafka_client_options(),
         group_id=group_id,
         client_id=f"{group_id}-{settings.instance_id}",
         enable_auto_commit=False,
@@ -118,7 +118,7 @@ async def ensure_topics(settings: RuntimeSettings, topics: list[str], attempts: 
     """Create missing topics (with the configured partitions and replication factor); safe to
     call concurrently."""
     for attempt in range(attempts):
-        admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
+        admin = AIOKafkaAdminClient(**settings.kafka_client_options())
         try:
             await admin.start()
             existing = set(await admin.list_topics())

@@ -26,6 +26,12 @@ class RuntimeSettings(BaseSettings):
         default="127.0.0.1:9092", validation_alias=_alias("KAFKA_BOOTSTRAP_SERVERS")
     )
     redis_url: str = Field(default="redis://127.0.0.1:6379/0", validation_alias=_alias("REDIS_URL"))
+    # Broker authentication (Kubernetes: the service's Strimzi KafkaUser, k8s/base/kafka/users.yaml).
+    # PLAINTEXT and no mechanism = none, as on the local broker.
+    kafka_security_protocol: str = "PLAINTEXT"
+    kafka_sasl_mechanism: str | None = None
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: str | None = Field(default=None, repr=False)
     instance_id: str = Field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
     log_level: str = "INFO"
     health_host: str = "127.0.0.1"
@@ -62,6 +68,17 @@ class RuntimeSettings(BaseSettings):
     # the first signs, all verify. A mounted Secret file wins over the inline value.
     signing_keys: str | None = Field(default=None, repr=False)
     signing_keys_file: str | None = None
+
+    def kafka_client_options(self) -> dict[str, object]:
+        """Keyword arguments every aiokafka client of this service takes: the bootstrap
+        servers and, when configured, the SASL credentials."""
+        options: dict[str, object] = {"bootstrap_servers": self.kafka_bootstrap_servers}
+        if self.kafka_security_protocol != "PLAINTEXT" or self.kafka_sasl_mechanism:
+            options.update(security_protocol=self.kafka_security_protocol,
+                           sasl_mechanism=self.kafka_sasl_mechanism or "PLAIN",
+                           sasl_plain_username=self.kafka_sasl_username,
+                           sasl_plain_password=self.kafka_sasl_password)
+        return options
 
     def signing_ring(self) -> KeyRing:
         ring = self.__dict__.get("_ring")
