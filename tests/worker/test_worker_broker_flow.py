@@ -1,14 +1,16 @@
 """Worker processes on the real broker, against the simulator over real HTTP: fallback to
 the second provider when the first is down, a terminal error that does not fall back, a
-redelivered task that makes no second provider call, and a planted API key that never
-appears in logs or events."""
+redelivered task that makes no second provider call, two tenants that picked the same
+request id each getting their own result, and a planted API key that never appears in logs
+or events."""
 
 from __future__ import annotations
 
 import asyncio
 
 import pytest
-from modelbus_schemas import ExecutionPlan, RetrySpec, Target, TaskEvent
+from modelbus_schemas import ExecutionPlan, ResultEvent, RetrySpec, Target, TaskEvent
+from modelbus_schemas.identity import scoped_id
 from modelbus_schemas.topics import RESULTS
 
 from tests.upstream import TailReader
@@ -60,7 +62,7 @@ async def test_worker_falls_back_to_the_second_provider_when_the_first_is_down(
     assert [(a["provider"], a["status_code"]) for a in result["attempts"]] == [
         ("openai", 503), ("openai", 503), ("anthropic", 200)]
     assert [a["number"] for a in result["attempts"]] == [1, 2, 3]
-    assert result["event_id"] == f"{task.request_id}:result:0"
+    assert result["event_id"] == ResultEvent.make_id(scoped_id("default", task.request_id), 0)
     assert sim.calls(down) == 2 and sim.calls(backup) == 1
 
 
@@ -83,6 +85,25 @@ async def test_worker_redelivered_task_makes_no_second_provider_call(workers, si
     assert first["status"] == "ok"
     await asyncio.sleep(0.5)
     assert sim.calls(model) == 1
+
+
+async def test_worker_two_tenants_with_one_request_id_each_get_their_own_result(workers, sim):
+    model, rid = unique("gpt-tenants"), unique("xt")
+    sim.behave(model, latency_ms=300)  # both tenants' calls are in flight at once
+    tasks = [make_task("openai", model, request_id=rid, tenant=tenant, text=f"{word} from {tenant}")
+             for tenant, word in (("t-one", "alpha"), ("t-two", "bravo"))]
+    got = await _results(workers.bootstrap, tasks, 4, send_twice=True)
+    by_tenant: dict[str, list[dict]] = {}
+    for result in got:
+        by_tenant.setdefault(result["tenant"], []).append(result)
+    assert sorted(by_tenant) == ["t-one", "t-two"], got
+    for tenant, word, other in (("t-one", "alpha", "bravo"), ("t-two", "bravo", "alpha")):
+        first, again = by_tenant[tenant]
+        assert first == again, "a redelivery republishes that tenant's own kept result"
+        assert word in first["text"] and other not in first["text"], first["text"]
+        assert first["event_id"] == ResultEvent.make_id(scoped_id(tenant, rid), 0)
+    await asyncio.sleep(0.5)
+    assert sim.calls(model) == 2, "one provider call per tenant, none for the redeliveries"
 
 
 async def test_worker_planted_keys_never_reach_logs_or_events(workers, sim):

@@ -13,7 +13,8 @@ import orjson
 from modelbus_cli.stack import Stack
 from modelbus_runtime.kafka import EventProducer
 from modelbus_runtime.settings import RuntimeSettings
-from modelbus_schemas import ModelRef, RoutingDecision, TaskEvent
+from modelbus_schemas import Caller, ModelRef, RoutingDecision, TaskEvent
+from modelbus_schemas.identity import scoped_id
 from modelbus_schemas.topics import tasks_topic
 
 
@@ -43,14 +44,15 @@ def unique(prefix: str) -> str:
 
 
 def make_task(provider: str, model: str, *, request_id: str | None = None, text: str = "hello",
-              **fields) -> TaskEvent:
+              tenant: str = "default", **fields) -> TaskEvent:
+    """A task as the router sends it: ids scoped by (tenant, request id)."""
     now = datetime.now(UTC)
     request_id = request_id or unique("wk")
     decision = RoutingDecision(policy_version="test-v1", route="test", strategy="single",
                                selected=[ModelRef(provider=provider, model=model)],
                                decided_at=now)
-    return TaskEvent(event_id=TaskEvent.make_id(request_id, 0), request_id=request_id,
-                     task="test", part_id=0, parts_total=1, provider=provider, model=model,
+    return TaskEvent(event_id=TaskEvent.make_id(scoped_id(tenant, request_id), 0),
+                     request_id=request_id, caller=Caller(tenant=tenant), task="test", part_id=0, parts_total=1, provider=provider, model=model,
                      messages=[{"role": "user", "content": text}], received_at=now,
                      decision=decision, **fields)
 
@@ -75,7 +77,8 @@ def start_workers(workdir: Path, worker_stack: Stack, workers: dict[str, dict[st
 
 class TaskPublisher:
     def __init__(self, bootstrap: str) -> None:
-        self.producer = EventProducer(RuntimeSettings(kafka_bootstrap_servers=bootstrap), "tests", role="router")
+        self.producer = EventProducer(RuntimeSettings(kafka_bootstrap_servers=bootstrap), "tests",
+                                      role="router")
 
     async def __aenter__(self) -> TaskPublisher:  # noqa: PYI034
         await self.producer.start()

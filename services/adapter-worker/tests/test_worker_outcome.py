@@ -21,8 +21,10 @@ from modelbus_schemas import (
     Target,
     TaskEvent,
 )
+from modelbus_schemas.identity import scoped_id
 
 NOW = datetime.now(UTC)
+SCOPE = scoped_id("default", "r1")  # the tenant of a task without a caller
 ATTEMPT = AttemptRecord(number=1, provider="openai", model="gpt-4o", started_at=NOW,
                         latency_ms=5, status_code=503, outcome="error", error_code="http_503")
 BACKUPS = [Target(provider="anthropic", model="claude-haiku-4-5",
@@ -34,7 +36,7 @@ def _task(**kw) -> TaskEvent:
     decision = RoutingDecision(policy_version="v7", route="t", strategy="single",
                                selected=[ModelRef(provider="openai", model="gpt-4o")],
                                decided_at=NOW, cache_key="ck-1")
-    kw.setdefault("event_id", TaskEvent.make_id("r1", 2, kw.get("plan", ExecutionPlan()).step))
+    kw.setdefault("event_id", TaskEvent.make_id(SCOPE, 2, kw.get("plan", ExecutionPlan()).step))
     return TaskEvent(request_id="r1", task="t", part_id=2, parts_total=3,
                      provider="openai", model="gpt-4o", messages=[{"role": "user", "content": "q"}],
                      received_at=NOW, decision=decision, **kw)
@@ -53,7 +55,7 @@ def test_worker_result_copies_plan_hold_cache_key_deadline_and_history():
     run = TargetRun("ok", completion=Completion("A", "stop", 1000, 2000, "gpt-4o-x", 12.5),
                     attempts=[ATTEMPT], latency_ms=40)
     result = result_of(task, run)
-    assert result.event_id == "r1:result:2:1" and result.status == "ok"
+    assert result.event_id == f"{SCOPE}:result:2:1" and result.status == "ok"
     assert (result.plan, result.budget_hold, result.cache_key, result.deadline_at) == (
         plan, hold, "ck-1", deadline)
     assert result.origin == task and result.ttft_ms == 12.5
@@ -83,12 +85,12 @@ def test_worker_exhausted_target_forwards_to_the_next_with_history_and_budget():
     run = _failed(attempts=3)
     assert should_forward(task, run)
     nxt = next_task(task, run)
-    assert nxt.event_id == TaskEvent.make_id("r1", 2, 0, 1) == "r1:task:2:0:1"
+    assert nxt.event_id == TaskEvent.make_id(SCOPE, 2, 0, 1) == f"{SCOPE}:task:2:0:1"
     assert (nxt.provider, nxt.model, nxt.retry) == ("anthropic", "claude-haiku-4-5",
                                                    BACKUPS[0].retry)
     assert nxt.fallbacks == BACKUPS[1:] and nxt.attempt_budget == 2
     assert len(nxt.attempt_history) == 4 and nxt.part_id == 2
-    assert hop_of(nxt) == 1 and next_task(nxt, _failed()).event_id == "r1:task:2:0:2"
+    assert hop_of(nxt) == 1 and next_task(nxt, _failed()).event_id == f"{SCOPE}:task:2:0:2"
 
 
 def test_worker_circuit_open_forwards_terminal_does_not_unless_listed():
@@ -108,5 +110,5 @@ def test_worker_no_forward_without_fallbacks_budget_or_time():
 
 def test_worker_forward_id_is_deterministic_under_cascade_steps():
     task = _task(plan=ExecutionPlan(mode="cascade", step=2), fallbacks=BACKUPS)
-    assert task.event_id == "r1:task:2:2" and hop_of(task) == 0
-    assert next_task(task, _failed()).event_id == "r1:task:2:2:1"
+    assert task.event_id == f"{SCOPE}:task:2:2" and hop_of(task) == 0
+    assert next_task(task, _failed()).event_id == f"{SCOPE}:task:2:2:1"

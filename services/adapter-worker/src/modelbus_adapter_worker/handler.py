@@ -1,7 +1,8 @@
 """Handles one task end to end, without knowing Kafka: answer a redelivery from the
 idempotency store, else run the target, then produce the one output — a result for
 ``modelbus.results.v1`` or the task forwarded to the next target's topic — and keep it
-before it is published."""
+before it is published. The store is keyed by the task's (tenant, request id, part, step,
+hop) position (:func:`~modelbus_adapter_worker.outcome.position_id`)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from modelbus_schemas.topics import RESULTS, tasks_topic
 from modelbus_adapter_worker.executor import Executor
 from modelbus_adapter_worker.idempotency import Output, OutputStore
 from modelbus_adapter_worker.metrics import FALLBACKS, REPLAYED
-from modelbus_adapter_worker.outcome import next_task, result_of, should_forward
+from modelbus_adapter_worker.outcome import next_task, position_id, result_of, should_forward
 
 log = logging.getLogger(__name__)
 
@@ -25,12 +26,13 @@ class TaskHandler:
         self.store = store
 
     async def handle(self, task: TaskEvent) -> Output:
+        key = position_id(task)
         if self.store is not None:
-            kept = await self.store.get(task.event_id)
+            kept = await self.store.get(key)
             if kept is not None:
                 REPLAYED.inc()
                 log.info("redelivered task answered from the store",
-                         extra=log_fields(task_event_id=task.event_id))
+                         extra=log_fields(task_event_id=task.event_id, tenant=task.tenant))
                 return kept
         run = await self.executor.run(task)
         if should_forward(task, run):
@@ -46,5 +48,5 @@ class TaskHandler:
             output = Output(RESULTS, task.request_id, result.event_id, ResultEvent.CE_TYPE,
                             encode(result))
         if self.store is not None:
-            await self.store.put(task.event_id, output)
+            await self.store.put(key, output)
         return output

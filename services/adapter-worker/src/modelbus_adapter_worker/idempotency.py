@@ -1,4 +1,9 @@
-"""The idempotency store: what a task produced, kept in Redis by the task's event id.
+"""The idempotency store: what a task produced, kept in Redis by the task's position id.
+
+The key is :func:`~modelbus_adapter_worker.outcome.position_id`: the task's
+(tenant, request id, part, step, hop), so two tenants that picked the same request id keep
+separate outputs and neither is ever answered with the other's result. It is derived from
+the task's fields, not taken from the ``event_id`` it was sent with.
 
 A task is answered once: its output (the result, or the task forwarded to a fallback) is
 saved before it is published, and a redelivered task — after a crash, a rebalance, a
@@ -57,21 +62,21 @@ class OutputStore:
             self._last_warning = now
             log.warning("idempotency store unavailable (%s); %s", exc.__class__.__name__, what)
 
-    def _key(self, task_event_id: str) -> str:
-        return f"{self.prefix}:{task_event_id}"
+    def _key(self, task_id: str) -> str:
+        return f"{self.prefix}:{task_id}"
 
-    async def get(self, task_event_id: str) -> Output | None:
+    async def get(self, task_id: str) -> Output | None:
         try:
-            key = self._key(task_event_id)
+            key = self._key(task_id)
             raw = await self.redis.get(key)
         except (RedisError, OSError) as exc:
             self._warn("handling tasks as new", exc)
             return None
         return Output.loads(raw) if raw else None
 
-    async def put(self, task_event_id: str, output: Output) -> None:
+    async def put(self, task_id: str, output: Output) -> None:
         try:
-            key, value = self._key(task_event_id), output.dumps()
+            key, value = self._key(task_id), output.dumps()
             await self.redis.set(key, value, ex=self.ttl_s)
         except (RedisError, OSError) as exc:
             self._warn("outputs not kept", exc)

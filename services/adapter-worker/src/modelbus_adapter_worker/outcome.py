@@ -5,13 +5,19 @@ Fallback rule: a target is exhausted when its retries are used up, its circuit i
 it failed with a status in ``task.fallback_on``. A terminal error (a 4xx other than
 408/409/429) falls back only when its status is in ``fallback_on``. Nothing falls back past
 the request's deadline or attempt budget. The forwarded task's id is
-``TaskEvent.make_id(request_id, part_id, plan.step, hop)`` with ``hop`` the number of
-targets already tried for the part, so a redelivered task forwards under the same id.
+``TaskEvent.make_id(scope, part_id, plan.step, hop)`` with ``hop`` the number of targets
+already tried for the part, so a redelivered task forwards under the same id.
+
+Identity is (tenant, request id): ``scope`` is :func:`scope_of` (the task's
+:func:`~modelbus_schemas.identity.scoped_id`), the result carries the task's tenant, and
+every id made here (forwarded task, result, idempotency key) is built from it, so two
+tenants that picked the same request id never share one.
 """
 
 from __future__ import annotations
 
 from modelbus_schemas import ErrorCode, ErrorInfo, ResultEvent, TaskEvent, Usage
+from modelbus_schemas.identity import scoped_id
 
 from modelbus_adapter_worker.executor import TargetRun
 from modelbus_adapter_worker.pricing import cost_usd
@@ -35,10 +41,16 @@ def falls_back(task: TaskEvent, run: TargetRun) -> bool:
     return True  # retries used up, circuit open, or a status in fallback_on
 
 
+def scope_of(task: TaskEvent) -> str:
+    """The request's identity inside modelbus: (tenant, request id), unambiguously encoded."""
+    return scoped_id(task.tenant, task.request_id)
+
+
 def hop_of(task: TaskEvent) -> int:
     """How many targets were tried for this part before this one (read from the task's id,
-    which the router and earlier workers made with ``TaskEvent.make_id``)."""
-    base = f"{task.request_id}:task:{task.part_id}"
+    which the router and earlier workers made with ``TaskEvent.make_id``; an id of another
+    form: the distinct targets in the attempt history)."""
+    base = f"{scope_of(task)}:task:{task.part_id}"
     rest = task.event_id[len(base):] if task.event_id.startswith(base) else None
     if rest and not rest.startswith(":"):
         rest = None
@@ -48,13 +60,19 @@ def hop_of(task: TaskEvent) -> int:
     return len({(a.provider, a.model) for a in task.attempt_history})
 
 
+def position_id(task: TaskEvent) -> str:
+    """The id the task has by its plan position (tenant, request id, part, step, hop),
+    derived from its fields rather than taken from its ``event_id`` as sent."""
+    return TaskEvent.make_id(scope_of(task), task.part_id, task.plan.step, hop_of(task))
+
+
 def next_task(task: TaskEvent, run: TargetRun) -> TaskEvent:
     target, rest = task.fallbacks[0], task.fallbacks[1:]
     budget = task.attempt_budget
     if budget is not None:
         budget = max(0, budget - len(run.attempts))
     return task.model_copy(update={
-        "event_id": TaskEvent.make_id(task.request_id, task.part_id, task.plan.step,
+        "event_id": TaskEvent.make_id(scope_of(task), task.part_id, task.plan.step,
                                       hop_of(task) + 1),
         "provider": target.provider,
         "model": target.model,
@@ -81,8 +99,8 @@ def needs_origin(task: TaskEvent) -> bool:
 
 def result_of(task: TaskEvent, run: TargetRun) -> ResultEvent:
     base = dict(  # noqa: C408 - keyword form reads as the event's fields
-        event_id=ResultEvent.make_id(task.request_id, task.part_id, task.plan.step),
-        request_id=task.request_id, task=task.task, part_id=task.part_id,
+        event_id=ResultEvent.make_id(scope_of(task), task.part_id, task.plan.step),
+        request_id=task.request_id, tenant=task.tenant, task=task.task, part_id=task.part_id,
         parts_total=task.parts_total, provider=task.provider, model=task.model,
         reply_to=task.reply_to, received_at=task.received_at, deadline_at=task.deadline_at,
         policy_version=task.decision.policy_version, plan=task.plan,

@@ -58,6 +58,7 @@ def attempt_span(task: TaskEvent, number: int):
             "gen_ai.request.model": task.model,
             "modelbus.attempt": number,
             "modelbus.request_id": task.request_id,
+            "modelbus.tenant": task.tenant,
             **({"gen_ai.request.max_tokens": task.params.max_tokens}
                if task.params.max_tokens else {}),
         },
