@@ -37,6 +37,7 @@ from modelbus_schemas import (
     encode,
 )
 from modelbus_schemas import cloudevents as ce
+from modelbus_schemas.identity import scoped_id
 from modelbus_schemas.topics import REQUESTS, RESPONSES, RESULTS, dlq_topic, tasks_topic
 from sqlalchemy import delete
 from sqlalchemy.engine import make_url
@@ -134,10 +135,10 @@ class Flow:
         return [m.record() for m in self.messages]
 
 
-def make_flow(request_id: str = "req-1", start: datetime = T0) -> Flow:
+def make_flow(request_id: str = "req-1", start: datetime = T0, tenant: str = "acme") -> Flow:
     """request → 2 tasks (openai, anthropic) → 2 results (one after a 429 retry) → response.
     The response has the same event time as the last result, to exercise the kind order."""
-    caller = Caller(tenant="acme", team="support", user="ana")
+    caller = Caller(tenant=tenant, team="support", user="ana")
     messages = [ChatMessage(role="user", content="Summarise: Kafka is a log.")]
     request = RequestEvent(
         request_id=request_id, task="summarize", messages=messages, caller=caller,
@@ -150,10 +151,11 @@ def make_flow(request_id: str = "req-1", start: datetime = T0) -> Flow:
         rejected=[Rejection(provider="gemini", model="gemini-pro", reason="region not allowed")],
         decided_at=start + timedelta(milliseconds=5),
     )
+    scope = scoped_id(caller.tenant, request_id)
     tasks, results = [], []
     for part, ref in enumerate(decision.selected):
         tasks.append(TaskEvent(
-            event_id=TaskEvent.make_id(request_id, part), request_id=request_id,
+            event_id=TaskEvent.make_id(scope, part), request_id=request_id,
             task="summarize", part_id=part, parts_total=2, provider=ref.provider,
             model=ref.model, messages=messages, caller=caller, data_class="confidential",
             received_at=start, decision=decision,
@@ -165,14 +167,16 @@ def make_flow(request_id: str = "req-1", start: datetime = T0) -> Flow:
                       status_code=200, outcome="ok"),
     ]
     results.append(ResultEvent(
-        event_id=ResultEvent.make_id(request_id, 0), request_id=request_id, task="summarize",
+        event_id=ResultEvent.make_id(scope, 0), request_id=request_id, tenant=tenant,
+        task="summarize",
         part_id=0, parts_total=2, provider="openai", model="gpt-4o-mini", status="ok",
         text="Kafka is a distributed log.", usage=Usage(input_tokens=12, output_tokens=7),
         cost_usd=0.00012, latency_ms=290.0, attempts=attempts_0, received_at=start,
         policy_version="v7",
     ))
     results.append(ResultEvent(
-        event_id=ResultEvent.make_id(request_id, 1), request_id=request_id, task="summarize",
+        event_id=ResultEvent.make_id(scope, 1), request_id=request_id, tenant=tenant,
+        task="summarize",
         part_id=1, parts_total=2, provider="anthropic", model="claude-haiku", status="error",
         error=ErrorInfo(code="provider_terminal", message="bad request"), latency_ms=80.0,
         attempts=[AttemptRecord(number=1, started_at=start, latency_ms=80.0, status_code=400,
@@ -180,7 +184,8 @@ def make_flow(request_id: str = "req-1", start: datetime = T0) -> Flow:
         received_at=start, policy_version="v7",
     ))
     response = ResponseEvent(
-        event_id=ResponseEvent.make_id(request_id), request_id=request_id, task="summarize",
+        event_id=ResponseEvent.make_id(scope), request_id=request_id, tenant=tenant,
+        task="summarize",
         status="partial", output="Kafka is a distributed log.", models=["openai/gpt-4o-mini"],
         parts=[PartSummary(part_id=0, provider="openai", model="gpt-4o-mini", status="ok",
                            cost_usd=0.00012),

@@ -82,7 +82,7 @@ async def test_cli_verify_reports_ok_then_the_tampered_row(store, store_url, flo
             "UPDATE audit_events SET policy_version = 'v0' WHERE id = :id"), {"id": target})
     ok, report = await cli.verify(url=store_url)
     assert not ok
-    assert f"row id={target} event_id={flow.request_id}:response seq=1" in report
+    assert f"row id={target} event_id=response:4:acme:{flow.request_id}:response seq=1" in report
 
 
 def test_database_url_from_env_rewrites_to_async_drivers(tmp_path: Path):

@@ -17,7 +17,9 @@ from modelbus_schemas.topics import REQUESTS, RESULTS
 def test_request_event_gives_identity_and_caller_columns(flow):
     record = flow.request.record()
     assert record.kind == "request"
-    assert record.event_id == flow.request_id  # ce_id of a request is its request id
+    # identity from the body: (tenant, request id), not the ce_id header
+    assert record.event_id == record.identity == f"request:4:acme:{flow.request_id}"
+    assert record.flags is None
     assert record.request_id == flow.request_id
     assert (record.tenant, record.team, record.caller_user) == ("acme", "support", "ana")
     assert (record.task, record.data_class) == ("summarize", "confidential")
@@ -29,7 +31,7 @@ def test_request_event_gives_identity_and_caller_columns(flow):
 def test_task_takes_policy_version_from_its_decision(flow):
     record = flow.tasks[1].record()
     assert record.kind == "task"
-    assert record.event_id == f"{flow.request_id}:task:1"
+    assert record.event_id == f"task:4:acme:{flow.request_id}:task:1"  # the body's event_id
     assert (record.provider, record.model, record.part_id) == ("anthropic", "claude-haiku", 1)
     assert record.policy_version == "v7"
     assert record.payload["decision"]["rejected"][0]["reason"] == "region not allowed"
@@ -42,7 +44,8 @@ def test_result_and_response_columns(flow):
     response = flow.response.record()
     assert (response.kind, response.status) == ("response", "partial")
     assert response.policy_version == "v7"
-    assert response.event_id == f"{flow.request_id}:response"
+    assert response.event_id == f"response:4:acme:{flow.request_id}:response"
+    assert (ok.tenant, response.tenant) == ("acme", "acme")  # from their tenant field
 
 
 def test_payload_secrets_are_redacted_but_token_counts_kept(flow):
@@ -77,6 +80,7 @@ def test_event_id_falls_back_to_log_position_and_request_id_to_payload():
     assert record.event_id == f"{RESULTS}:3:42"
     assert record.request_id == "from-body"
     assert record.kind == "result"  # from the topic name when there is no ce_type
+    assert record.flags == "undecoded"  # not a ResultEvent: never a genuine lineage step
 
 
 def test_unknown_topic_and_type_is_kind_unknown():
@@ -93,7 +97,7 @@ def test_dead_letter_uses_dlq_id_not_original_ce_id(flow, dead_letter_factory):
     assert record.event_id == info.event_id() == (
         f"dlq:{original.topic}:{original.partition}:{original.offset}"
     )
-    assert record.ce_id == f"{flow.request_id}:task:0"  # the original's id, kept for lineage
+    assert record.ce_id == f"4:acme:{flow.request_id}:task:0"  # the original's id, kept for lineage
     assert record.request_id == flow.request_id
     assert (record.dlq_reason, record.dlq_source_topic) == ("schema", original.topic)
     assert record.dlq_error == "DecodeError: body is not valid JSON"

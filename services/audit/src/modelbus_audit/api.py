@@ -24,7 +24,7 @@ from fastapi.security import APIKeyHeader
 
 from modelbus_audit import export
 from modelbus_audit.auth import ApiKeys
-from modelbus_audit.lineage import build_lineage
+from modelbus_audit.lineage import by_tenant
 from modelbus_audit.queries import MAX_PAGE, Filters
 from modelbus_audit.store import AuditStore, AuditStoreError
 from modelbus_audit.views import Role, event_dict, lineage_dict, text_of
@@ -100,28 +100,36 @@ def create_api(store: AuditStore, keys: ApiKeys) -> FastAPI:
     async def _store_down(_: Request, exc: AuditStoreError) -> JSONResponse:
         return JSONResponse({"detail": "audit store unavailable, retry later"}, status_code=503)
 
-    async def _lineage(request_id: str):
+    async def _lineage(request_id: str, tenant: str | None):
         if len(request_id) > 256 or "\x00" in request_id:
             raise HTTPException(404, "no audit records for this request")
-        events = await store.lineage(request_id)
+        events = await store.lineage(request_id, tenant)
         if not events:
             raise HTTPException(404, "no audit records for this request")
-        return build_lineage(request_id, events)
+        lineages = by_tenant(request_id, events)
+        if len(lineages) > 1:
+            raise HTTPException(409, "this request id was used by several tenants "
+                                f"({', '.join(str(x.tenant) for x in lineages)}): "
+                                "pass ?tenant= to pick one")
+        return lineages[0]
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:
         return {"service": "audit-api", "status": "alive"}
 
     @app.get("/v1/requests/{request_id}/lineage", tags=["lineage"])
-    async def lineage(request_id: str, role: AnyRole) -> dict[str, Any]:
+    async def lineage(request_id: str, role: AnyRole, tenant: Text = None) -> dict[str, Any]:
         """request → routing decision → parts (tasks, attempts, results) → response, as a tree
-        and as a time-ordered timeline. Prompt and response text only for role compliance."""
-        return lineage_dict(await _lineage(request_id), role)
+        and as a time-ordered timeline. Prompt and response text only for role compliance.
+        A request is (tenant, request id): a request id several tenants used needs
+        ``tenant`` (409 otherwise). Flagged rows (conflict, unauthenticated, undecoded) are
+        listed under ``flagged``, never as steps."""
+        return lineage_dict(await _lineage(request_id, tenant), role)
 
     @app.get("/v1/requests/{request_id}/text", tags=["lineage"])
-    async def request_text(request_id: str, role: ComplianceRole) -> dict:
+    async def request_text(request_id: str, role: ComplianceRole, tenant: Text = None) -> dict:
         """The stored prompt and answers of a request (role compliance only)."""
-        return text_of(await _lineage(request_id))
+        return text_of(await _lineage(request_id, tenant))
 
     @app.get("/v1/events", tags=["search"])
     async def search(

@@ -1,7 +1,10 @@
 """Audit composition root: every ``modelbus.*`` topic (DLQs included) into the lineage store,
 and the query API on the service's HTTP port.
 
-Subscribes by pattern, so a new topic is audited without a change. Each batch is made safe to
+Subscribes by pattern (``AUDIT_PATTERN``: every ``modelbus.*`` and ``replies.*`` topic), so a
+new topic, a policy's reply topic included, is audited without a change. The audit checks
+signatures itself (with the service's signing ring) and stores unauthenticated records,
+flagged, rather than sending them to a DLQ: they are evidence. Each batch is made safe to
 store (:mod:`modelbus_audit.privacy`) and written in one transaction; when the store is down
 the batch is retried in place and nothing is committed, so the consumer catches up afterwards
 with no row lost. The query API and compliance page (:mod:`modelbus_audit.api`) are mounted
@@ -30,13 +33,13 @@ from modelbus_audit.store import AuditStore, AuditStoreUnavailable
 
 async def build(ctx: ServiceContext) -> Service:
     settings: AuditSettings = ctx.settings  # type: ignore[assignment]
-    policy, keys = settings.privacy_policy(), settings.api_keys()
+    policy, keys, ring = settings.privacy_policy(), settings.api_keys(), settings.signing_ring()
     store = await AuditStore.open(database_url_from_env())
 
     async def write(batch: list[Inbound]) -> None:
         records = [
             protect(AuditRecord.from_message(
-                m.topic, m.partition, m.offset, m.key, m.value, m.headers, m.timestamp_ms
+                m.topic, m.partition, m.offset, m.key, m.value, m.headers, m.timestamp_ms, ring
             ), policy)
             for m in batch
         ]
@@ -50,6 +53,7 @@ async def build(ctx: ServiceContext) -> Service:
         fetch_max_wait_ms=settings.audit_fetch_max_wait_ms,
         min_fetch_interval_ms=settings.audit_min_fetch_interval_ms,
         pattern=AUDIT_PATTERN, dlq=ctx.dlq, batch_handler=write,
+        authenticate=False,  # checked per record above: flagged and stored, not dead-lettered
     )
     stop_retention = asyncio.Event()
     tasks = []

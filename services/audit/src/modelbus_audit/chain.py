@@ -21,7 +21,8 @@ row against its stored ``payload_sha256`` and everything else as usual, so the c
 verifies, while any edit of the metadata of a purged row, or of the text of a row that is not
 purged, is still reported at that row. What a purge cannot hide is itself: ``purged_at`` shows.
 Rows written before revision 0002 have no ``payload_sha256`` and are hashed the old way (all
-columns), so they stay verifiable.
+columns), rows written before 0003 have no ``identity`` and are hashed without its columns, so
+they stay verifiable (every newer row has an ``identity``; clearing it changes the hash).
 
 The canonical form must survive a database round trip identically on SQLite and PostgreSQL:
 datetimes are normalised to UTC ISO-8601 with microseconds (SQLite returns naive values),
@@ -36,7 +37,12 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from modelbus_audit.tables import CONTENT_COLUMNS, HASHED_COLUMNS, LEGACY_HASHED_COLUMNS
+from modelbus_audit.tables import (
+    CONTENT_COLUMNS,
+    HASHED_COLUMNS,
+    LEGACY_HASHED_COLUMNS,
+    REV2_HASHED_COLUMNS,
+)
 
 GENESIS = "0" * 64
 
@@ -67,6 +73,8 @@ def payload_digest(row: Mapping[str, Any]) -> str:
 def content_hash(row: Mapping[str, Any]) -> str:
     if row.get("payload_sha256") is None:  # written before revision 0002
         return hashlib.sha256(canonical_json(row, LEGACY_HASHED_COLUMNS)).hexdigest()
+    if row.get("identity") is None:  # written before revision 0003
+        return hashlib.sha256(canonical_json(row, REV2_HASHED_COLUMNS)).hexdigest()
     return hashlib.sha256(canonical_json(row)).hexdigest()
 
 

@@ -17,9 +17,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from modelbus_audit import export as exporter
-from modelbus_audit.lineage import build_lineage
+from modelbus_audit.lineage import by_tenant
 from modelbus_audit.queries import Filters
-from modelbus_audit.render import render_text
+from modelbus_audit.render import render_all
 from modelbus_audit.store import AuditStore
 from modelbus_audit.views import Role, event_dict
 
@@ -38,13 +38,21 @@ async def _opened(url: str | None) -> AsyncIterator[AuditStore]:
         await store.close()
 
 
-async def show(request_id: str, url: str | None = None, as_json: bool = False) -> str:
-    """The lineage of ``request_id`` as terminal text, or as indented JSON."""
+async def show(request_id: str, url: str | None = None, as_json: bool = False,
+               tenant: str | None = None) -> str:
+    """The lineage of ``request_id`` (of ``tenant``) as terminal text, or as indented JSON.
+    Without ``tenant``, a request id several tenants used gives one lineage per tenant
+    (JSON: ``{"request_id", "tenants", "lineages"}``)."""
     async with _opened(url) as store:
-        lineage = build_lineage(request_id, await store.lineage(request_id))
+        lineages = by_tenant(request_id, await store.lineage(request_id, tenant))
     if as_json:
-        return json.dumps(lineage.to_dict(), indent=2, default=str)
-    return render_text(lineage)
+        if len(lineages) == 1:
+            return json.dumps(lineages[0].to_dict(), indent=2, default=str)
+        return json.dumps({"request_id": request_id,
+                           "tenants": [lineage.tenant for lineage in lineages],
+                           "lineages": [lineage.to_dict() for lineage in lineages]},
+                          indent=2, default=str)
+    return render_all(request_id, lineages)
 
 
 async def search(filters: Filters, url: str | None = None, limit: int = 50, after: int = 0,

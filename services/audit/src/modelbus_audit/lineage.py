@@ -1,6 +1,11 @@
 """A request's stored events as a lineage tree: request → routing decision → parts (task,
 attempts, results) → response, plus dead letters and anything unrecognised.
 
+A request is (tenant, request id): :func:`by_tenant` splits the rows of one request id by
+tenant. Only genuine rows (no flag, see :mod:`modelbus_audit.identity`) become steps; a
+conflicting copy, an unauthenticated or an undecodable record naming the request is listed
+apart under ``flagged``, as evidence, never as the request, a task, a result or the response.
+
 Pure functions over :class:`StoredEvent` lists; :mod:`modelbus_audit.render` prints the tree
 and :meth:`Lineage.to_dict` gives the JSON form.
 """
@@ -38,12 +43,14 @@ class PartNode:
 class Lineage:
     request_id: str
     events: list[StoredEvent]
+    tenant: str | None = None
     request: StoredEvent | None = None
     decision: dict[str, Any] | None = None
     parts: list[PartNode] = field(default_factory=list)
     responses: list[StoredEvent] = field(default_factory=list)
     dead_letters: list[StoredEvent] = field(default_factory=list)
     other: list[StoredEvent] = field(default_factory=list)
+    flagged: list[StoredEvent] = field(default_factory=list)
 
     @property
     def total_cost_usd(self) -> float:
@@ -54,6 +61,7 @@ class Lineage:
     def to_dict(self) -> dict[str, Any]:
         return {
             "request_id": self.request_id,
+            "tenant": self.tenant,
             "request": event_summary(self.request) if self.request else None,
             "decision": self.decision,
             "parts": [
@@ -70,17 +78,24 @@ class Lineage:
             "responses": [event_summary(e) for e in self.responses],
             "dead_letters": [event_summary(e) for e in self.dead_letters],
             "other": [event_summary(e) for e in self.other],
+            "flagged": [event_summary(e) for e in self.flagged],
             "total_cost_usd": self.total_cost_usd,
             "events": len(self.events),
         }
 
 
-def build_lineage(request_id: str, events: list[StoredEvent]) -> Lineage:
+def build_lineage(request_id: str, events: list[StoredEvent],
+                  tenant: str | None = None) -> Lineage:
     events = sorted(events, key=StoredEvent.sort_key)
-    lineage = Lineage(request_id=request_id, events=events)
+    if tenant is None:
+        tenants = {e.tenant for e in events if e.tenant is not None}
+        tenant = next(iter(tenants)) if len(tenants) == 1 else None
+    lineage = Lineage(request_id=request_id, events=events, tenant=tenant)
     parts: dict[int, PartNode] = {}
     for event in events:
-        if event.kind == "request" and lineage.request is None:
+        if not event.genuine:
+            lineage.flagged.append(event)
+        elif event.kind == "request" and lineage.request is None:
             lineage.request = event
         elif event.kind in ("task", "result") and event.part_id is not None:
             part = parts.setdefault(event.part_id, PartNode(event.part_id))
@@ -99,6 +114,17 @@ def build_lineage(request_id: str, events: list[StoredEvent]) -> Lineage:
     return lineage
 
 
+def by_tenant(request_id: str, events: list[StoredEvent]) -> list[Lineage]:
+    """One lineage per tenant that has rows for ``request_id`` (a single one when at most one
+    tenant does); rows that name no tenant go with every tenant's lineage."""
+    tenants = sorted({e.tenant for e in events if e.tenant is not None})
+    if len(tenants) <= 1:
+        return [build_lineage(request_id, events, tenants[0] if tenants else None)]
+    loose = [e for e in events if e.tenant is None]
+    return [build_lineage(request_id, [e for e in events if e.tenant == t] + loose, t)
+            for t in tenants]
+
+
 def _decision(task: StoredEvent) -> dict[str, Any] | None:
     decision = (task.payload or {}).get("decision")
     return decision if isinstance(decision, dict) else None
@@ -113,6 +139,10 @@ def event_summary(event: StoredEvent) -> dict[str, Any]:
     summary = {
         "row_id": event.id,
         "event_id": event.event_id,
+        "identity": event.identity,
+        "flags": event.flags,
+        "signed_by": event.signed_by,
+        "auth_error": event.auth_error,
         "kind": event.kind,
         "event_time": _iso(event.event_time),
         "topic": event.topic,

@@ -4,13 +4,21 @@ Built from plain values (topic, partition, offset, key, value, headers, timestam
 knows nothing of Kafka clients. :meth:`AuditRecord.from_message` never raises: poison
 messages and dead-letter records are audited too, as far as they can be read.
 
-Event identity (the idempotency key of the store):
+Event identity (what the store deduplicates and detects conflicts by, ``identity``):
 
+- a record that decodes as its topic's event → ``<kind>:<the body's own id>``, with request
+  id and tenant from the body (:mod:`modelbus_audit.identity`); never the ``ce_id`` header,
+  which any writer sets as it likes;
 - a dead-letter message (topic ``*.dlq`` or ``ce_type`` dead-letter) →
   ``dlq:<source_topic>:<partition>:<offset>`` from its ``modelbus_dlq_*`` headers — it keeps the
   original's headers, ``ce_id`` included, so ``ce_id`` would collide with the original event;
-- else the CloudEvents ``ce_id`` header;
-- else ``<topic>:<partition>:<offset>`` (position in the log, stable under redelivery).
+- else ``<topic>:<partition>:<offset>`` (position in the log, stable under redelivery), and
+  the record is flagged ``undecoded``.
+
+With a signing ring, records on topics only modelbus roles write are checked and flagged
+``unauthenticated`` when their signature does not hold. ``event_id`` starts equal to the
+identity; the store gives a second, different record of one identity its own row key and
+flags it ``conflict`` (:mod:`modelbus_audit.store`).
 """
 
 from __future__ import annotations
@@ -21,14 +29,17 @@ from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from typing import Any
 
+from modelbus_runtime.signing import KeyRing
 from modelbus_schemas import cloudevents as ce
 from modelbus_schemas.deadletter import HEADER_PREFIX, DeadLetterInfo
 from modelbus_schemas.topics import DLQ_SUFFIX
 
 from modelbus_audit import sanitize as s
+from modelbus_audit.identity import UNAUTHENTICATED, UNDECODED, join_flags, provenance
 
 KIND_ORDER: dict[str, int] = {
-    "request": 0, "task": 1, "result": 2, "response": 3, "dead_letter": 4, "unknown": 5,
+    "request": 0, "approval": 1, "decision": 1, "task": 1, "result": 2, "response": 3,
+    "dead_letter": 4, "unknown": 5,
 }
 _KIND_BY_CE_TYPE = {
     ce.TYPE_REQUEST: "request",
@@ -81,6 +92,18 @@ class AuditRecord:
     body_size: int = 0
     body_sha256: str | None = None
     headers: tuple[tuple[str, str], ...] = ()
+    identity: str | None = None
+    flags: str | None = None
+    signed_by: str | None = None
+    auth_error: str | None = None
+
+    @property
+    def identity_key(self) -> str:
+        return self.identity or self.event_id
+
+    @property
+    def unauthenticated(self) -> bool:
+        return UNAUTHENTICATED in (self.flags or "")
 
     @property
     def chain(self) -> str:
@@ -103,10 +126,12 @@ class AuditRecord:
         value: bytes | None,
         headers: list[tuple[str, bytes]],
         timestamp_ms: int,
+        ring: KeyRing | None = None,
     ) -> AuditRecord:
-        """Read everything auditable from one message; never raises."""
+        """Read everything auditable from one message; never raises. With ``ring``, records
+        on signed topics are authenticated (see :mod:`modelbus_audit.identity`)."""
         try:
-            return _build(topic, partition, offset, key, value, headers, timestamp_ms)
+            return _build(topic, partition, offset, key, value, headers, timestamp_ms, ring)
         except Exception:  # noqa: BLE001 - last line of defence: audit what we can
             try:
                 return _fallback(topic, partition, offset, value, timestamp_ms)
@@ -114,7 +139,7 @@ class AuditRecord:
                 return _fallback("<unreadable>", 0, -1, None, None)
 
 
-def _build(topic, partition, offset, key, value, headers, timestamp_ms) -> AuditRecord:
+def _build(topic, partition, offset, key, value, headers, timestamp_ms, ring) -> AuditRecord:
     topic = s.decode_bytes(topic, 249) or "<no-topic>"
     partition = s.int_or_none(partition) or 0
     offset = _offset(offset)
@@ -124,30 +149,45 @@ def _build(topic, partition, offset, key, value, headers, timestamp_ms) -> Audit
     payload = s.parse_json_object(body) if body else None
     fields = _payload_fields(payload or {})
     ce_type = s.text_or_none(hmap.get("ce_type"), 128)
+    origin = provenance(ring, topic, _key_bytes(key), body, _raw_headers(headers))
     kind = _kind(topic, ce_type)
+    if origin.decoded and kind != "dead_letter":
+        kind = origin.kind or kind
     kafka_time = _from_ms(timestamp_ms)
     event_time = _parse_time(hmap.get("ce_time")) or kafka_time or datetime.now(UTC)
     ce_id = s.text_or_none(hmap.get("ce_id"), 4096)
     dlq: dict[str, Any] = {}
     if kind == "dead_letter" or any(name.startswith(HEADER_PREFIX) for name in hmap):
         dlq = _dead_letter_fields(hmap)
+    position = f"{topic}:{partition}:{offset}"
+    undecoded = None
     if kind == "dead_letter":
-        event_id = dlq.pop("event_id", None) or f"{topic}:{partition}:{offset}"
+        event_id = dlq.pop("event_id", None) or position
         event_time = dlq.pop("failed_at", None) or kafka_time or event_time
+    elif origin.decoded:
+        event_id = bounded_id(origin.identity)
     else:
-        event_id = _bounded_id(ce_id) if ce_id else f"{topic}:{partition}:{offset}"
+        event_id, undecoded = position, UNDECODED
     dlq.pop("event_id", None)
     dlq.pop("failed_at", None)
     key_text = s.decode_bytes(key, SHORT) if key else ""
+    request_id = key_text or s.text_or_none((payload or {}).get("request_id"), SHORT)
+    if origin.decoded:
+        request_id = s.text_or_none(origin.request_id, SHORT)
+        fields["tenant"] = s.text_or_none(origin.tenant)
     return AuditRecord(
         event_id=event_id,
+        identity=event_id,
+        flags=join_flags(undecoded, UNAUTHENTICATED if origin.auth_error else None),
+        signed_by=s.text_or_none(origin.signed_by, 64),
+        auth_error=s.text_or_none(origin.auth_error, SHORT),
         kind=kind,
         topic=topic,
         kafka_partition=partition,
         kafka_offset=offset,
         event_time=event_time,
         kafka_time=kafka_time,
-        request_id=key_text or s.text_or_none((payload or {}).get("request_id"), SHORT),
+        request_id=request_id,
         ce_id=s.clean_text(ce_id, EVENT_ID_CHARS) if ce_id else None,
         ce_type=ce_type,
         ce_source=s.text_or_none(hmap.get("ce_source"), SHORT),
@@ -171,6 +211,8 @@ def _fallback(topic, partition, offset, value, timestamp_ms) -> AuditRecord:
         body = b""
     return AuditRecord(
         event_id=f"{topic}:{partition}:{offset}",
+        identity=f"{topic}:{partition}:{offset}",
+        flags=UNDECODED,
         kind="unknown",
         topic=topic,
         kafka_partition=partition,
@@ -186,6 +228,24 @@ def _offset(value: Any) -> int:
     return value if ok else -1
 
 
+def _raw_headers(headers: Any) -> list[tuple[str, bytes]]:
+    """The well-formed headers as sent, for signature checks (anything odd is left out)."""
+    out: list[tuple[str, bytes]] = []
+    try:
+        items = list(headers or ())
+    except Exception:  # noqa: BLE001 - headers of any shape must not stop the audit
+        return out
+    for item in items:
+        if isinstance(item, tuple | list) and len(item) == 2 and isinstance(item[0], str) \
+                and isinstance(item[1], bytes | type(None)):
+            out.append((item[0], item[1]))
+    return out
+
+
+def _key_bytes(key: Any) -> bytes | None:
+    return bytes(key) if isinstance(key, bytes | bytearray | memoryview) else None
+
+
 def _as_bytes(value: Any) -> bytes:
     if value is None:
         return b""
@@ -194,7 +254,7 @@ def _as_bytes(value: Any) -> bytes:
     return str(value).encode("utf-8", "replace")
 
 
-def _bounded_id(value: str) -> str:
+def bounded_id(value: str) -> str:
     """Long or odd ids are stored by digest so the unique key column stays bounded."""
     clean = s.clean_text(value, EVENT_ID_CHARS + 1)
     if len(clean) <= EVENT_ID_CHARS and clean == value:
@@ -222,7 +282,7 @@ def _payload_fields(payload: dict[str, Any]) -> dict[str, Any]:
     usage = payload.get("usage") if isinstance(payload.get("usage"), dict) else {}
     return {
         "part_id": s.int_or_none(payload.get("part_id")),
-        "tenant": s.text_or_none(caller.get("tenant")),
+        "tenant": s.text_or_none(caller.get("tenant")) or s.text_or_none(payload.get("tenant")),
         "team": s.text_or_none(caller.get("team")),
         "caller_user": s.text_or_none(caller.get("user")),
         "task": s.text_or_none(payload.get("task")),

@@ -17,6 +17,16 @@ from modelbus_audit.stored import StoredEvent
 Clock = Callable[[StoredEvent], str]
 
 
+def render_all(request_id: str, lineages: list[Lineage]) -> str:
+    """One request id's lineages; when several tenants used it, each apart, and said so."""
+    if len(lineages) <= 1:
+        return render_text(lineages[0]) if lineages else f"no audit records for {request_id}"
+    tenants = ", ".join(str(lineage.tenant) for lineage in lineages)
+    note = (f"request id {request_id} was used by {len(lineages)} tenants ({tenants}); "
+            "each is shown apart (pass --tenant to pick one)")
+    return "\n\n".join([_printable(note)] + [render_text(lineage) for lineage in lineages])
+
+
 def render_text(lineage: Lineage) -> str:
     if not lineage.events:
         return f"no audit records for request {lineage.request_id}"
@@ -35,7 +45,13 @@ def render_text(lineage: Lineage) -> str:
         lines += _dead_letter_lines(dead, _time)
     for event in lineage.other:
         lines.append(f"├─ {_time(event)} {event.kind:<9} {_where(event)}")
-    lines.append(f"└─ {len(lineage.events)} events, total cost ${lineage.total_cost_usd:.6f}")
+    for event in lineage.flagged:
+        lines.append(f"├─ {_time(event)} FLAGGED [{event.flags}] {event.kind}  {_where(event)}")
+        if event.auth_error:
+            lines.append(f"│    {event.auth_error}")
+    flagged = f", {len(lineage.flagged)} flagged" if lineage.flagged else ""
+    lines.append(f"└─ {len(lineage.events)} events{flagged}, "
+                 f"total cost ${lineage.total_cost_usd:.6f}")
     return "\n".join(_printable(line) for line in lines)
 
 
@@ -51,7 +67,7 @@ def _title(lineage: Lineage) -> str:
     who = ", ".join(
         f"{label}={value}"
         for label, value in (
-            ("tenant", first.tenant), ("team", first.team), ("user", first.caller_user),
+            ("tenant", lineage.tenant or first.tenant), ("team", first.team), ("user", first.caller_user),
             ("task", first.task), ("data_class", first.data_class),
         )
         if value

@@ -1,8 +1,12 @@
 """``AuditStore``: writing audit records idempotently into their hash chains, reading lineage,
 verifying integrity. SQLite and PostgreSQL through the same code.
 
-Writing a batch is one transaction: drop records whose ``event_id`` is already stored (a
-redelivery), extend each chain from its head, insert all rows with one ``executemany``, and move
+Writing a batch is one transaction: drop records whose identity is already stored with the same
+content and authenticity (an exact redelivery); keep every other one — a record whose identity
+is already stored with other content gets a row key of its own (``<identity>@<topic:partition:
+offset>``) and the flag ``conflict`` (an unauthenticated copy conflicts with any earlier row, an
+authenticated one only with earlier authenticated rows, so a forged copy that came first never
+turns the real event into the conflict); then extend each chain from its head, insert all rows with one ``executemany``, and move
 each head forward with a compare-and-set ``UPDATE ... WHERE last_seq = <seen>``. A concurrent
 writer on the same chain (a rebalance overlap, another process) makes that update or the unique
 ``(chain, chain_seq)`` / ``event_id`` constraints fail; the transaction rolls back and the batch
@@ -19,16 +23,18 @@ import asyncio
 from collections import defaultdict
 from collections.abc import Sequence
 from contextlib import AsyncExitStack
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import and_, func, insert, or_, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from modelbus_audit import db, queries, retention
 from modelbus_audit.chain import GENESIS, seal
-from modelbus_audit.record import AuditRecord
+from modelbus_audit.identity import CONFLICT, UNAUTHENTICATED, flag_set, join_flags
+from modelbus_audit.record import AuditRecord, bounded_id
 from modelbus_audit.stored import StoredEvent
 from modelbus_audit.tables import audit_chain_heads, audit_events
 from modelbus_audit.verify import VerifyReport, verify_chains
@@ -82,19 +88,17 @@ class AuditStore:
 
     async def write(self, records: Sequence[AuditRecord]) -> int:
         """Store the records not stored yet; return how many rows were inserted."""
-        unique: dict[str, AuditRecord] = {}
-        for record in records:
-            unique.setdefault(record.event_id, record)
+        unique = list(records)
         if not unique:
             return 0
-        chains = sorted({record.chain for record in unique.values()})
+        chains = sorted({record.chain for record in unique})
         async with AsyncExitStack() as stack:
             for chain in chains:  # sorted: two batches never wait on each other in a cycle
                 await stack.enter_async_context(self._chain_locks[chain])
             for attempt in range(CONFLICT_RETRIES):
                 try:
                     async with self._translate_errors("write"):
-                        return await self._write_once(list(unique.values()))
+                        return await self._write_once(unique)
                 except (_ChainMoved, IntegrityError) as exc:
                     if attempt == CONFLICT_RETRIES - 1:
                         raise AuditStoreError(
@@ -105,8 +109,7 @@ class AuditStore:
 
     async def _write_once(self, records: list[AuditRecord]) -> int:
         async with self._write_engine.begin() as connection:
-            stored = await self._stored_ids(connection, [r.event_id for r in records])
-            fresh = [r for r in records if r.event_id not in stored]
+            fresh = await self._placed(connection, records)
             if not fresh:
                 return 0
             by_chain: defaultdict[str, list[AuditRecord]] = defaultdict(list)
@@ -129,6 +132,48 @@ class AuditStore:
             for chain, (seq, last_hash) in new_heads.items():
                 await self._move_head(connection, chain, heads.get(chain), seq, last_hash, now)
             return len(rows)
+
+    async def _placed(self, connection: AsyncConnection,
+                      records: list[AuditRecord]) -> list[AuditRecord]:
+        """The records to insert, with their row keys and conflict flags (see module doc)."""
+        known = await self._known(connection, sorted({r.identity_key for r in records}))
+        fresh: list[AuditRecord] = []
+        for record in records:
+            seen = known.setdefault(record.identity_key, [])
+            mine = (record.body_sha256, record.unauthenticated)
+            if mine in seen:
+                continue
+            conflict = bool(seen) if record.unauthenticated else any(not u for _, u in seen)
+            seen.append(mine)
+            fresh.append(replace(
+                record, identity=record.identity_key,
+                flags=join_flags(*flag_set(record.flags), CONFLICT if conflict else None)))
+        taken = await self._stored_ids(connection, [c for r in fresh for c in _row_keys(r)])
+        placed = []
+        for record in fresh:
+            key = next(c for c in _row_keys(record) if c not in taken)
+            taken.add(key)
+            placed.append(replace(record, event_id=key))
+        return placed
+
+    @staticmethod
+    async def _known(connection: AsyncConnection,
+                     identities: list[str]) -> dict[str, list[tuple[str | None, bool]]]:
+        """(content hash, unauthenticated) of every stored row of each identity."""
+        found: dict[str, list[tuple[str | None, bool]]] = defaultdict(list)
+        for start in range(0, len(identities), ID_LOOKUP_CHUNK):
+            chunk = identities[start : start + ID_LOOKUP_CHUNK]
+            result = await connection.execute(
+                select(audit_events.c.identity, audit_events.c.event_id,
+                       audit_events.c.body_sha256, audit_events.c.flags)
+                .where(or_(audit_events.c.identity.in_(chunk),
+                           and_(audit_events.c.identity.is_(None),
+                                audit_events.c.event_id.in_(chunk))))
+            )
+            for row in result:
+                unauthenticated = UNAUTHENTICATED in flag_set(row.flags)
+                found[row.identity or row.event_id].append((row.body_sha256, unauthenticated))
+        return dict(found)
 
     @staticmethod
     async def _stored_ids(connection: AsyncConnection, event_ids: list[str]) -> set[str]:
@@ -169,12 +214,15 @@ class AuditStore:
         if result.rowcount != 1:
             raise _ChainMoved(chain)
 
-    async def lineage(self, request_id: str) -> list[StoredEvent]:
-        """Every stored event of a request, by event time then request→…→dead letter."""
+    async def lineage(self, request_id: str, tenant: str | None = None) -> list[StoredEvent]:
+        """Every stored event of a request, by event time then request→…→dead letter. With
+        ``tenant``: that tenant's events and the ones that name no tenant (undecodable)."""
+        query = select(audit_events).where(audit_events.c.request_id == request_id)
+        if tenant is not None:
+            query = query.where(or_(audit_events.c.tenant == tenant,
+                                    audit_events.c.tenant.is_(None)))
         async with self._translate_errors("read"), self.engine.connect() as connection:
-            result = await connection.execute(
-                select(audit_events).where(audit_events.c.request_id == request_id)
-            )
+            result = await connection.execute(query)
             events = [StoredEvent.from_row(row) for row in result.mappings()]
         return sorted(events, key=StoredEvent.sort_key)
 
@@ -199,6 +247,20 @@ class AuditStore:
         """Walk every chain; report the first row whose hashes or links do not hold."""
         async with self._translate_errors("verify"), self.engine.connect() as connection:
             return await verify_chains(connection)
+
+    async def positions(self, topic: str, partition: int) -> set[int]:
+        """The log offsets of ``topic:partition`` the store holds a row for."""
+        query = select(audit_events.c.kafka_offset).where(
+            audit_events.c.topic == topic, audit_events.c.kafka_partition == partition)
+        async with self._translate_errors("read"), self.engine.connect() as connection:
+            return set((await connection.execute(query)).scalars())
+
+    async def holds_copy(self, record: AuditRecord) -> bool:
+        """Whether a row of ``record``'s identity with the same content and authenticity is
+        stored (so a redelivered copy at another offset was deliberately not stored again)."""
+        async with self._translate_errors("read"), self.engine.connect() as connection:
+            known = await self._known(connection, [record.identity_key])
+        return (record.body_sha256, record.unauthenticated) in known.get(record.identity_key, [])
 
     async def count(self) -> int:
         """How many rows the store holds."""
@@ -230,6 +292,12 @@ class _ErrorTranslation:
         if isinstance(exc, DBAPIError):
             raise AuditStoreError(f"audit store {self.action} failed: {_short(exc)}") from exc
         return False
+
+
+def _row_keys(record: AuditRecord) -> tuple[str, ...]:
+    """Row keys for a record, in order of preference: its identity, then its log position."""
+    at = f"{record.identity_key}@{record.topic}:{record.kafka_partition}:{record.kafka_offset}"
+    return (record.identity_key, bounded_id(at), bounded_id(f"{at}@{record.body_sha256}"))
 
 
 def _is_unavailable(exc: BaseException) -> bool:

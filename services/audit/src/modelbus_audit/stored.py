@@ -7,6 +7,7 @@ from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from typing import Any
 
+from modelbus_audit.identity import flag_set
 from modelbus_audit.record import KIND_ORDER
 
 
@@ -54,13 +55,26 @@ class StoredEvent:
     row_hash: str
     payload_sha256: str | None
     purged_at: datetime | None
+    identity: str | None = None
+    flags: str | None = None
+    signed_by: str | None = None
+    auth_error: str | None = None
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> StoredEvent:
-        values = {f.name: row[f.name] for f in fields(cls)}
+        values = {f.name: row[f.name] for f in fields(cls) if f.name in row}
         for name in ("event_time", "kafka_time", "stored_at", "purged_at"):
             values[name] = as_utc(values[name])
         return cls(**values)
+
+    @property
+    def flag_set(self) -> frozenset[str]:
+        return flag_set(self.flags)
+
+    @property
+    def genuine(self) -> bool:
+        """Not a conflicting copy, not unauthenticated, decoded: a real step of its request."""
+        return not self.flag_set
 
     def sort_key(self) -> tuple:
         """Event time, then request → task → result → response → dead letter, then part."""

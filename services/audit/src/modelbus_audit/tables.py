@@ -3,7 +3,9 @@
 ``audit_events`` holds one row per audited message: identity, Kafka coordinates, the lineage
 columns compliance searches by, the (redacted) JSON payload or a short excerpt of a body that
 is not JSON, the non-secret headers, and the hash-chain columns (see :mod:`modelbus_audit.chain`).
-Revision 0002 added token columns, ``payload_sha256`` and ``purged_at`` (retention).
+Revision 0002 added token columns, ``payload_sha256`` and ``purged_at`` (retention); 0003 the
+``identity`` derived from the event itself (:mod:`modelbus_audit.identity`), ``flags``
+(conflict, unauthenticated, undecoded), the verified writer role and why a signature failed.
 ``audit_chain_heads`` holds the last sequence number and row hash of every chain; writers move a
 head forward with a compare-and-set update, which keeps one writer per chain without
 ``SELECT ... FOR UPDATE`` and lets ``verify`` notice rows cut from the end of a chain.
@@ -86,6 +88,10 @@ audit_events = Table(
     Column("output_tokens", BigInteger),
     Column("payload_sha256", HASH),
     Column("purged_at", DateTime(timezone=True)),
+    Column("identity", String(300)),
+    Column("flags", String(64)),
+    Column("signed_by", String(64)),
+    Column("auth_error", SHORT),
     UniqueConstraint("event_id"),
     UniqueConstraint("chain", "chain_seq"),
     Index(None, "request_id", "event_time"),
@@ -100,6 +106,9 @@ audit_events = Table(
     Index(None, "caller_user", "event_time"),
     Index(None, "status"),
     Index(None, "purged_at"),
+    Index(None, "identity"),
+    Index(None, "topic", "kafka_partition", "kafka_offset"),
+    Index(None, "request_id", "tenant"),
 )
 
 audit_chain_heads = Table(
@@ -120,9 +129,14 @@ HASHED_COLUMNS: tuple[str, ...] = tuple(
     c.name for c in audit_events.columns
     if c.name not in UNHASHED_COLUMNS and c.name not in CONTENT_COLUMNS
 )
+#: Columns revision 0003 added: rows stored before it (no ``identity``) are hashed without them.
+REV3_COLUMNS = frozenset({"identity", "flags", "signed_by", "auth_error"})
+#: What ``content_hash`` covered in revision 0002 (``payload_sha256`` but no ``identity``).
+REV2_HASHED_COLUMNS: tuple[str, ...] = tuple(c for c in HASHED_COLUMNS if c not in REV3_COLUMNS)
 #: What ``content_hash`` covered before revision 0002 (rows without ``payload_sha256``).
 LEGACY_HASHED_COLUMNS: tuple[str, ...] = tuple(
     c.name for c in audit_events.columns
     if c.name not in UNHASHED_COLUMNS
     and c.name not in {"input_tokens", "output_tokens", "payload_sha256"}
+    and c.name not in REV3_COLUMNS
 )

@@ -1,7 +1,8 @@
 """A request's lineage as a flat, time-ordered list of steps, for the API and the compliance page.
 
 Each step says when, what kind (request, routing, task, attempt, result, response,
-dead_letter, other), a one-line title and its details. Routing and attempts have no row of
+dead_letter, other, flagged), a one-line title and its details; flagged rows (conflicting
+copies, unauthenticated or undecodable records) are shown as such, never as the step they claim. Routing and attempts have no row of
 their own: they come from a task's ``decision`` and a result's ``attempts``. Pure functions over
 :class:`modelbus_audit.lineage.Lineage`; nothing here reads prompt or response text.
 """
@@ -57,6 +58,15 @@ def build_timeline(lineage: Lineage) -> list[dict[str, Any]]:
         ))
     for other in lineage.other:
         steps.append(Step(_iso(other.event_time), other.kind, f"{other.kind} on {other.topic}"))
+    for odd in lineage.flagged:
+        steps.append(Step(
+            _iso(odd.event_time), "flagged",
+            f"flagged {odd.flags}: {odd.kind} on {odd.topic} (not a step of this request)",
+            status=odd.flags, part_id=odd.part_id,
+            details={"event_id": odd.event_id, "topic": odd.topic,
+                     "partition": odd.kafka_partition, "offset": odd.kafka_offset,
+                     "auth_error": odd.auth_error},
+        ))
     ordered = sorted(enumerate(steps), key=lambda pair: (_moment(pair[1].time), pair[0]))
     return [_clean(asdict(step)) for _, step in ordered]
 

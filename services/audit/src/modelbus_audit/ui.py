@@ -15,7 +15,7 @@ from urllib.parse import parse_qs, quote
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from modelbus_audit.lineage import build_lineage
+from modelbus_audit.lineage import by_tenant
 from modelbus_audit.store import AuditStore
 from modelbus_audit.views import lineage_dict
 
@@ -101,13 +101,22 @@ def ui_router(store: AuditStore) -> APIRouter:
         if role is None:
             target = f"/ui/login?next={quote('/ui/requests/' + request_id, safe='')}"
             return RedirectResponse(target, status_code=303)
-        events = await store.lineage(request_id) if len(request_id) <= 256 else []
+        tenant = request.query_params.get("tenant") or None
+        if tenant is not None and (len(tenant) > 256 or "\x00" in tenant):
+            tenant = None
+        events = await store.lineage(request_id, tenant) if len(request_id) <= 256 else []
         if not events:
             body = (f'<section data-testid="not-found"><h2>No audit records for request '
                     f'{escape(request_id)}</h2></section>')
             return _page("Not found", body, 404)
-        view = lineage_dict(build_lineage(request_id, events), role)
-        return _page(f"Request {request_id}", render_lineage(view, role.value))
+        lineages = by_tenant(request_id, events)
+        body = "".join(render_lineage(lineage_dict(x, role), role.value) for x in lineages)
+        if len(lineages) > 1:
+            tenants = ", ".join(escape(str(x.tenant)) for x in lineages)
+            body = (f'<section data-testid="several-tenants"><p>This request id was used by '
+                    f'{len(lineages)} tenants ({tenants}); each is shown apart.</p></section>'
+                    + body)
+        return _page(f"Request {request_id}", body)
 
     return router
 
