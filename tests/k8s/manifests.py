@@ -101,8 +101,16 @@ def container_env(objs: tuple[Obj, ...], deployment: Obj) -> dict[str, str]:
     return env
 
 
+#: Keys of the Secret Strimzi's User Operator writes for a KafkaUser (named like the user).
+KAFKA_USER_SECRET_KEYS = {
+    "scram-sha-512": {"password", "sasl.jaas.config"},
+    "tls": {"ca.crt", "user.crt", "user.key", "user.p12", "user.password"},
+}
+
+
 def secret_keys(objs: tuple[Obj, ...]) -> dict[str, set[str]]:
-    """Secret name -> its keys, for Secrets in the render and those ExternalSecrets create."""
+    """Secret name -> its keys, for Secrets in the render and those ExternalSecrets and the
+    Strimzi User Operator (one per KafkaUser) create."""
     keys = {s["metadata"]["name"]: set(s.get("data", {})) | set(s.get("stringData", {}))
             for s in of_kind(objs, "Secret")}
     for es in of_kind(objs, "ExternalSecret"):
@@ -110,6 +118,8 @@ def secret_keys(objs: tuple[Obj, ...]) -> dict[str, set[str]]:
         assert es["spec"]["secretStoreRef"]["name"]
         template = target.get("template", {}).get("data")
         keys[target["name"]] = set(template) if template else {d["secretKey"] for d in es["spec"]["data"]}
+    for user in of_kind(objs, "KafkaUser"):
+        keys[user["metadata"]["name"]] = KAFKA_USER_SECRET_KEYS[user["spec"]["authentication"]["type"]]
     return keys
 
 

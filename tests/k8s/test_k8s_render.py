@@ -17,7 +17,9 @@ CRD_KINDS = {
     ("kafka.strimzi.io/v1beta2", "Kafka"),
     ("kafka.strimzi.io/v1beta2", "KafkaNodePool"),
     ("kafka.strimzi.io/v1beta2", "KafkaTopic"),
+    ("kafka.strimzi.io/v1beta2", "KafkaUser"),
     ("keda.sh/v1alpha1", "ScaledObject"),
+    ("keda.sh/v1alpha1", "TriggerAuthentication"),
     ("monitoring.coreos.com/v1", "ServiceMonitor"),
     ("monitoring.coreos.com/v1", "PrometheusRule"),
     ("external-secrets.io/v1", "ExternalSecret"),
@@ -100,6 +102,44 @@ def test_scaled_objects_structure(objs) -> None:
         assert meta["consumerGroup"]
         # Consumers beyond the partition count sit idle.
         assert spec["maxReplicaCount"] <= partitions[meta["topic"]]
+        # The listener authenticates with SCRAM: KEDA logs in as the scaled worker.
+        assert meta["sasl"] == "scram_sha512" and meta["tls"] == "disable"
+        auth = named(objs, "TriggerAuthentication", trigger["authenticationRef"]["name"])
+        container = named(objs, "Deployment", spec["scaleTargetRef"]["name"])["spec"]["template"]["spec"]["containers"][0]
+        env_names = {v["name"] for v in container["env"]}
+        assert {e["parameter"] for e in auth["spec"]["env"]} == {"username", "password"}
+        for source in auth["spec"]["env"]:
+            assert source["containerName"] == container["name"] and source["name"] in env_names
+
+
+STRIMZI_ACL_OPERATIONS = {"Read", "Write", "Create", "Delete", "Alter", "Describe", "ClusterAction",
+                          "AlterConfigs", "DescribeConfigs", "IdempotentWrite", "All"}
+
+
+def test_kafka_users_structure(objs) -> None:
+    """Every KafkaUser belongs to the cluster, authenticates the way a listener accepts, and
+    has well-formed simple ACLs (Strimzi v1beta2: resource, operations)."""
+    (kafka,) = of_kind(objs, "Kafka")
+    cluster = kafka["metadata"]["name"]
+    assert kafka["spec"]["kafka"]["authorization"]["type"] == "simple"
+    accepted = {lsn["authentication"]["type"] for lsn in kafka["spec"]["kafka"]["listeners"]
+                if "authentication" in lsn}
+    assert all("authentication" in lsn for lsn in kafka["spec"]["kafka"]["listeners"])
+    users = of_kind(objs, "KafkaUser")
+    assert len(users) >= 6
+    for user in users:
+        name = user["metadata"]["name"]
+        assert user["metadata"]["labels"]["strimzi.io/cluster"] == cluster, name
+        assert user["spec"]["authentication"]["type"] in accepted, name
+        authz = user["spec"]["authorization"]
+        assert authz["type"] == "simple" and authz["acls"], name
+        for acl in authz["acls"]:
+            resource = acl["resource"]
+            assert resource["type"] in {"topic", "group", "cluster", "transactionalId"}, name
+            assert resource.get("patternType", "literal") in {"literal", "prefix"}, name
+            assert resource["name"] and resource["name"] != "*", f"{name}: no wildcard grants"
+            assert acl["operations"] and set(acl["operations"]) <= STRIMZI_ACL_OPERATIONS - {"All"}, name
+            assert "PROVIDER" not in resource["name"], f"{name}: placeholder left in {resource['name']}"
 
 
 def test_monitoring_resources_structure(objs) -> None:
