@@ -6,6 +6,10 @@ with ``ce_id`` made unique to the DLQ record (``<original>:redrive:<dlq id>``) a
 twice has the effect of once: a claim per DLQ record id is kept in Redis; a record already
 redriven is reported and not sent again (``force`` resends a record whose earlier redrive
 was interrupted before it was confirmed).
+
+Kafka credentials, where the broker wants them (Kubernetes: the ``modelbus-ops`` KafkaUser),
+come from the same environment as a service's: ``MODELBUS_KAFKA_SECURITY_PROTOCOL``,
+``MODELBUS_KAFKA_SASL_MECHANISM``, ``MODELBUS_KAFKA_SASL_USERNAME``, ``MODELBUS_KAFKA_SASL_PASSWORD``.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from dataclasses import dataclass
 
 import redis.asyncio as aioredis
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from modelbus_runtime.settings import RuntimeSettings
 from modelbus_schemas import DeadLetterInfo
 from modelbus_schemas.cloudevents import header_map
 from modelbus_schemas.deadletter import HEADER_PREFIX
@@ -71,6 +76,11 @@ class Filter:
         return not (self.contains and (info is None or self.contains not in info.error_message))
 
 
+def _client_options(bootstrap: str) -> dict[str, object]:
+    """aiokafka client arguments: ``bootstrap`` plus any SASL login from the environment."""
+    return {**RuntimeSettings().kafka_client_options(), "bootstrap_servers": bootstrap}
+
+
 def dlq_topics() -> list[str]:
     return [t for t in all_topics() if t.endswith(".dlq")]
 
@@ -98,7 +108,7 @@ async def read_dlq(bootstrap: str, topics: list[str], want: Callable[[DlqRecord]
     topic costs one quiet period. A partition whose position stays below the reported end for
     ``stall_s`` raises :class:`DlqReadStalled` rather than return a partial listing.
     """
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
+    consumer = AIOKafkaConsumer(**_client_options(bootstrap), enable_auto_commit=False,
                                 group_id=None, auto_offset_reset="earliest",
                                 fetch_max_wait_ms=50,
                                 max_partition_fetch_bytes=64 * 1024 * 1024)
@@ -189,7 +199,7 @@ async def redrive(bootstrap: str, redis_url: str, records: list[DlqRecord],
                   force: bool = False) -> list[RedriveOutcome]:
     """Send records back to their source topics, each at most once (see module docstring)."""
     client = aioredis.Redis.from_url(redis_url, socket_timeout=2)
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    producer = AIOKafkaProducer(**_client_options(bootstrap), acks="all")
     await producer.start()
     outcomes = []
     try:
