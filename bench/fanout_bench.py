@@ -3,7 +3,7 @@
 Starts a tansu broker (or uses ``KAFKA_BOOTSTRAP_SERVERS``), Redis (``REDIS_URL`` / the
 machine's, else a private valkey), the provider simulator, one OpenAI adapter worker and
 the aggregator. Three simulator models answer in 50, 100 and 150 ms. Each request is
-published as the router would (three tasks, an ``all`` ensemble) and timed from publish to
+published as the router would (three tasks signed as the router, an ``all`` ensemble) and timed from publish to
 its response on the reply topic; the slowest part's provider latency (as the worker
 measured it) is subtracted. Requests go one at a time, so nothing queues behind another.
 
@@ -29,6 +29,7 @@ from modelbus_cli.stack import Stack
 from modelbus_runtime.kafka import EventProducer
 from modelbus_runtime.settings import RuntimeSettings
 from modelbus_schemas import (
+    Caller,
     ChatMessage,
     EnsembleSpec,
     ExecutionPlan,
@@ -37,7 +38,8 @@ from modelbus_schemas import (
     RoutingDecision,
     TaskEvent,
 )
-from modelbus_schemas.topics import RESPONSES, tasks_topic
+from modelbus_schemas.identity import scoped_id
+from modelbus_schemas.topics import RESPONSES, ROUTER, tasks_topic
 
 LATENCIES_MS = {"fan-a": 50, "fan-b": 100, "fan-c": 150}
 
@@ -49,7 +51,8 @@ def tasks_for(rid: str, plan: ExecutionPlan) -> list[TaskEvent]:
     decision = RoutingDecision(policy_version="bench", route="qa", strategy="ensemble",
                                selected=[ModelRef(provider="openai", model=m) for m in models],
                                decided_at=now)
-    return [TaskEvent(event_id=TaskEvent.make_id(rid, i), request_id=rid, task="qa", part_id=i,
+    scope = scoped_id(Caller().tenant, rid)
+    return [TaskEvent(event_id=TaskEvent.make_id(scope, i), request_id=rid, task="qa", part_id=i,
                       parts_total=len(models), provider="openai", model=m,
                       messages=[ChatMessage(role="user", content="how fast is fan-out?")],
                       received_at=now, deadline_at=now + timedelta(seconds=30),
@@ -86,7 +89,10 @@ async def response_of(reader: AIOKafkaConsumer, rid: str) -> ResponseEvent:
 
 
 async def measure(stack: Stack, requests: int) -> list[tuple[float, float, float, float]]:
-    producer = EventProducer(RuntimeSettings(kafka_bootstrap_servers=stack.bootstrap), "bench")
+    # Signed as the router (the stack's key ring): the worker refuses unsigned tasks.
+    settings = RuntimeSettings(kafka_bootstrap_servers=stack.bootstrap,
+                               signing_keys=stack.signing_keys())
+    producer = EventProducer(settings, "bench", role=ROUTER)
     await producer.start()
     reader = await tail(stack.bootstrap)
     plan = ExecutionPlan(mode="ensemble", ensemble=EnsembleSpec(strategy="all"))

@@ -1,7 +1,9 @@
 """``make bench``: every benchmark, one after another, each printing its own figures.
 
 The pipeline benchmark writes ``bench/results/pipeline.json`` and ``pipeline.png``, the
-profile ``profile.json``, ``profile.png`` and folded stacks; the others print to stdout. The whole output is also kept in ``bench/results/summary.txt``.
+profile ``profile.json``, ``profile.png`` and folded stacks, the signing benchmark
+``signing.json``; the others print to stdout. The whole output is also kept in
+``bench/results/summary.txt``.
 Benchmarks share the machine with nothing else of ours: run them on a quiet machine.
 """
 
@@ -14,6 +16,8 @@ from pathlib import Path
 
 HERE = Path(__file__).parent
 RUNS = [
+    ("signing and verifying the events of one request (CPU µs)",
+     ["signing_bench.py", "--iterations", "20000"]),
     ("routing decision cost (50-route policy)", ["router_bench.py", "--runs", "20000"]),
     ("PII redaction recall and precision", ["pii_bench.py"]),
     ("pipeline: added latency, throughput, CPU per request", ["pipeline_bench.py"]),

@@ -11,6 +11,9 @@ steady window, the provider calls and messages in flight in the worker (sampled 
 
 ``KAFKA_BOOTSTRAP_SERVERS`` / ``REDIS_URL`` point at existing ones; else a tansu broker and
 (if 127.0.0.1:6379 does not answer) a private valkey-server are started.
+
+The tasks are signed as the router signs them (``modelbus_runtime.signing``, the stack's key
+ring): the worker refuses unsigned tasks to the DLQ as unauthenticated.
 """
 
 from __future__ import annotations
@@ -32,9 +35,11 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.structs import TopicPartition
 from modelbus_cli.processes import ProcessGroup, free_port, http_ok, wait_for
 from modelbus_cli.stack import Stack, redis_reachable, start_broker, start_redis
+from modelbus_runtime.signing import KeyRing, Signer
 from modelbus_schemas import ModelRef, RoutingDecision, TaskEvent, encode
 from modelbus_schemas import cloudevents as ce
-from modelbus_schemas.topics import RESULTS, tasks_topic
+from modelbus_schemas.identity import scoped_id
+from modelbus_schemas.topics import RESULTS, ROUTER, tasks_topic
 
 MODEL = {"openai": "gpt-4o-mini", "anthropic": "claude-haiku-4-5", "gemini": "gemini-2.5-flash",
          "selfhosted": "llama-3.1-8b"}
@@ -78,8 +83,9 @@ def _template(provider: str) -> TaskEvent:
             selected=[ModelRef(provider=provider, model=model)], decided_at=now))
 
 
-async def _run(args, bootstrap: str, worker_url: str, worker_pid: int) -> dict:
+async def _run(args, bootstrap: str, worker_url: str, worker_pid: int, signing_keys: str) -> dict:
     run = uuid.uuid4().hex[:6]
+    signer = Signer(KeyRing.parse(signing_keys), ROUTER)
     template = _template(args.provider)
     body = orjson.loads(encode(template))
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, acks=1)
@@ -112,11 +118,14 @@ async def _run(args, bootstrap: str, worker_url: str, worker_pid: int) -> dict:
             batch = []
             while sent < min(due, total):
                 rid = f"bench-{run}-{sent}"
-                body["request_id"], body["event_id"] = rid, f"{rid}:task:0"
-                batch.append(producer.send(
-                    topic, orjson.dumps(body), key=rid.encode(),
-                    headers=ce.ce_headers(event_id=rid, ce_type=TaskEvent.CE_TYPE,
-                                          source="/bench")))
+                event_id = TaskEvent.make_id(scoped_id(template.tenant, rid), 0)
+                body["request_id"], body["event_id"] = rid, event_id
+                value, key = orjson.dumps(body), rid.encode()
+                headers = ce.ce_headers(event_id=event_id, ce_type=TaskEvent.CE_TYPE,
+                                        source="/bench")
+                headers.append(signer.header(topic, key, value, event_id.encode(),
+                                             TaskEvent.CE_TYPE.encode()))
+                batch.append(producer.send(topic, value, key=key, headers=headers))
                 sent += 1
             if batch:
                 await asyncio.gather(*batch)
@@ -208,7 +217,7 @@ def main() -> None:
         wait_for(lambda: http_ok(url + "/readyz"), "worker", 60, worker.proc)
         print(f"bench: 1 {args.provider} worker (stream={args.stream}), provider latency "
               f"{args.latency_ms} ms, offering {args.rate:.0f} tasks/s for {args.duration:.0f} s")
-        report = asyncio.run(_run(args, bootstrap, url, worker.proc.pid))
+        report = asyncio.run(_run(args, bootstrap, url, worker.proc.pid, stack.signing_keys()))
         width = max(len(k) for k in report)
         for key, value in report.items():
             print(f"  {key:<{width}}  {value}")
