@@ -2,9 +2,9 @@
 
 A single-target request crosses the bus as request → task → result → response. The request
 is unsigned by default (upstreams in any language write it); each of the three internal
-events is signed once by its producer (router, adapter worker, aggregator) and verified by
-its consumer on the path (worker, aggregator, the reply reader); the audit verifies the
-three again. This times exactly that with :mod:`modelbus_runtime.signing` on events built
+events is signed once by its producer (router, adapter worker, aggregator) and verified
+once by its consumer (the worker, the aggregator, the response's reader); the audit
+verifies the three again. This times exactly that with :mod:`modelbus_runtime.signing` on events built
 from the contract models with realistic sizes (a ~1.5 KB prompt, a ~1 KB answer, the routing
 decision carried on the task), and prints the median µs per request:
 
