@@ -14,6 +14,8 @@ from modelbus_schemas import DataClass
 from modelbus_schemas.topics import PROVIDERS
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from modelbus_router.routes import Access
+
 Surface = Literal["hosted", "self_hosted"]
 SELF_HOSTED_PROVIDERS = frozenset({"selfhosted"})
 ANY_REGION = "*"
@@ -44,6 +46,9 @@ class CatalogModel(BaseModel):
     regions: list[str] = Field(default_factory=lambda: [ANY_REGION], min_length=1)
     data_classes: list[DataClass] | None = Field(
         default=None, description="further narrows the policy's data_classes table"
+    )
+    allow: Access | None = Field(
+        default=None, description="tenants/teams whose requests the model may see (any: None)"
     )
 
     @field_validator("provider")

@@ -2,9 +2,10 @@
 
 Each check returns the reason a candidate is rejected (recorded on the decision), or None:
 
-* data class → allowed surfaces: restricted data never reaches a hosted model;
-* the model's own data-class allowlist, when it has one;
-* region: the request's region must be among the model's regions (``"*"``: any);
+* governance (:func:`modelbus_router.reachable.governance_reason`, the same check every
+  judge and check of the plan gets): data class → allowed surfaces (restricted data never
+  reaches a hosted model), the model's own data-class allowlist, region (the request's
+  region must be among the model's, ``"*"``: any) and the model's tenant/team ``allow``;
 * context window: estimated input tokens plus the requested output must fit;
 * health: a model whose circuit is open is skipped.
 
@@ -20,6 +21,7 @@ from modelbus_schemas import Caller, ErrorCode, RequestEvent
 from modelbus_router.catalog import CatalogModel
 from modelbus_router.errors import RoutingError
 from modelbus_router.policy import Policy
+from modelbus_router.reachable import Profile, governance_reason
 from modelbus_router.routes import Access
 
 
@@ -30,13 +32,9 @@ def rejection_reason(
     required_tokens: int,
     open_circuits: Collection[tuple[str, str]],
 ) -> str | None:
-    data_class = request.data_class
-    if model.surface not in policy.surfaces_for(data_class):
-        return f"data_class: {data_class.value} data may not reach a {model.surface} model"
-    if model.data_classes is not None and data_class not in model.data_classes:
-        return f"data_class: the model does not accept {data_class.value} data"
-    if not model.serves_region(request.region):
-        return f"region: {request.region} not among {model.regions}"
+    reason = governance_reason(policy, model, Profile.of(request))
+    if reason is not None:
+        return reason
     if required_tokens > model.context_window:
         return (
             f"context_window: needs ~{required_tokens} tokens, the window is "

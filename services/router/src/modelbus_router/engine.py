@@ -247,16 +247,22 @@ class RouterEngine:
             sticky = await self.sticky.get(request.caller.tenant, resolved.route_name,
                                            request.session_id)
         inputs = StrategyInputs(stats=stats, sticky=sticky, leader=leader)
-        return build(policy, resolved, request, inputs, open_circuits)
+        routed = build(policy, resolved, request, inputs, open_circuits)
+        if spec.strategy == "weighted" and request.session_id and spec.sticky_ttl_s:
+            # atomic: the first request of a session to assign wins, the others follow it
+            winner = await self.sticky.assign(
+                request.caller.tenant, resolved.route_name, request.session_id, routed.chosen,
+                spec.sticky_ttl_s, stale=sticky if sticky != routed.chosen else None)
+            if winner != routed.chosen:
+                inputs = StrategyInputs(stats=stats, sticky=winner, leader=leader)
+                routed = build(policy, resolved, request, inputs, open_circuits)
+        return routed
 
     async def _remember(self, resolved: Resolved, request: RequestEvent,
                         routed: RoutedPlan) -> None:
         spec = resolved.spec
         if spec.strategy == "latency":
             self.leaders[(resolved.route_name, resolved.label)] = routed.chosen
-        elif spec.strategy == "weighted" and request.session_id and spec.sticky_ttl_s:
-            await self.sticky.remember(request.caller.tenant, resolved.route_name,
-                                       request.session_id, routed.chosen, spec.sticky_ttl_s)
 
     @staticmethod
     def _from_cache(hit: ResponseEvent, request: RequestEvent, policy: Policy) -> ResponseEvent:

@@ -8,7 +8,8 @@ circuit state, a session's sticky target) between them:
 2. :func:`build` — constraints on every candidate (each rejection recorded with its reason),
    the strategy's order, the :class:`~modelbus_schemas.plan.ExecutionPlan`, the tasks to
    dispatch (step 0 of a cascade or chain; every part of an ensemble), the decision record,
-   the cache key and the cost estimate the budget reservation uses.
+   the cache key and the cost estimate the budget reservation uses; a plan whose judges or
+   checks may not see the request is refused (:func:`modelbus_router.reachable.check_plan`).
 
 :func:`plan` runs both with no outside inputs (tests, benchmark).
 """
@@ -32,6 +33,7 @@ from modelbus_schemas.plan import CascadeTier, ChainStage, EnsembleSpec, Executi
 from modelbus_router.constraints import check_access, rejection_reason
 from modelbus_router.errors import RoutingError
 from modelbus_router.policy import Policy
+from modelbus_router.reachable import check_plan
 from modelbus_router.routes import Route, ServeSpec, TargetSpec
 from modelbus_router.rules import select
 from modelbus_router.strategies import StrategyInputs, order
@@ -113,8 +115,10 @@ def build(
         inputs = StrategyInputs(inputs.stats, inputs.sticky, inputs.leader,
                                 resolved.input_tokens, output_tokens)
         ordered, passed_over = order(spec, eligible, catalog, inputs, request.request_id)
-    return _assemble(policy, resolved, request, ordered, rejected, output_tokens, now,
-                     lambda used: _unused(catalog, spec, eligible_ids, passed_over, used))
+    routed = _assemble(policy, resolved, request, ordered, rejected, output_tokens, now,
+                       lambda used: _unused(catalog, spec, eligible_ids, passed_over, used))
+    check_plan(policy, request, routed.tasks)  # judges and checks see the request too
+    return routed
 
 
 def _unused(catalog, spec, eligible_ids, passed_over, used) -> list[Rejection]:

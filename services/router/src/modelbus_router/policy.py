@@ -6,7 +6,8 @@ Top level: ``catalog`` (models), ``data_classes`` (data class → allowed surfac
 :mod:`modelbus_router.guardrails.spec`). A bad policy refuses to load with an error naming
 the field and the problem, including cross-references (a target naming a model missing from
 the catalog, an unknown template, classifier or injection detector) and the safety
-invariant that restricted data never reaches a hosted surface.
+invariant that restricted data never reaches a hosted surface — for every model a route can
+show a request to, judges and checks included (:mod:`modelbus_router.reachable`).
 
 Shorthand kept from the walking skeleton: a route written ``{provider: p, model: m}`` is a
 single-target route, and a target ``p/m`` not in the catalog gets an implicit catalog entry
@@ -24,6 +25,7 @@ from modelbus_schemas import DataClass
 from modelbus_schemas.topics import PROVIDERS
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from modelbus_router import reachable
 from modelbus_router.catalog import DEFAULT_SURFACES, CatalogModel, Surface
 from modelbus_router.classifier import CLASSIFIERS
 from modelbus_router.guardrails.injection import DETECTORS
@@ -91,6 +93,9 @@ class Policy(BaseModel):
                         raise ValueError(
                             f"routes.{name} ({label}): unknown catalog model {model_id!r}"
                         )
+        leaks = reachable.policy_violations(self)
+        if leaks:
+            raise ValueError("; ".join(leaks))
         return self
 
     def guardrails_for(self, route: Route) -> GuardrailsSpec:
