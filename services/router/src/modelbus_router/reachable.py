@@ -209,28 +209,30 @@ def check_plan(policy: Policy, request: RequestEvent, tasks: list[TaskEvent],
 
 # --- policy load -----------------------------------------------------------------------------
 
+def _representatives(lists: list[list[str]], fixed: list, other: str) -> list:
+    """One value per class of values no list tells apart (same membership in every list),
+    plus ``fixed`` ones and one value that no list names."""
+    seen: dict[tuple[bool, ...], str] = {}
+    for value in sorted({v for values in lists for v in values}):
+        seen.setdefault(tuple(value in values for values in lists), value)
+    return [*fixed, *seen.values(), other]
+
+
 def _domain(policy: Policy, route: Route) -> tuple[list, list, list]:
-    """Regions, tenants and teams worth telling apart on a route: those the catalog, the
-    route's access list and its rules name, plus one that none of them names."""
-    regions: set[str] = set()
-    tenants: set[str] = set()
-    teams: set[str] = set()
-
-    def note_access(access) -> None:
-        if access is not None:
-            tenants.update(access.tenants or ())
-            teams.update(access.teams or ())
-
-    for model in policy.catalog.values():
-        regions.update(r for r in model.regions if r != ANY_REGION)
-        note_access(getattr(model, "allow", None))
-    note_access(route.allow)
-    for rule in route.rules:
-        regions.update(r for r in rule.when.region or () if r != ANY_REGION)
-        tenants.update(rule.when.tenants or ())
-        teams.update(rule.when.teams or ())
-    return ([None, *sorted(regions), OTHER_REGION], [*sorted(tenants), OTHER_TENANT],
-            [None, *sorted(teams), OTHER_TEAM])
+    """Regions, tenants and teams worth telling apart on a route: one of each kind the
+    catalog, the route's access list and its rules treat alike, plus one none of them names
+    (so the check stays small however many tenants a policy lists)."""
+    regions = [[r for r in m.regions if r != ANY_REGION] for m in policy.catalog.values()]
+    regions += [[r for r in rule.when.region or () if r != ANY_REGION] for rule in route.rules]
+    accesses = [getattr(m, "allow", None) for m in policy.catalog.values()] + [route.allow]
+    accesses = [a for a in accesses if a is not None]
+    tenants = [list(a.tenants or ()) for a in accesses]
+    tenants += [list(rule.when.tenants or ()) for rule in route.rules]
+    teams = [list(a.teams or ()) for a in accesses]
+    teams += [list(rule.when.teams or ()) for rule in route.rules]
+    return (_representatives(regions, [None], OTHER_REGION),
+            _representatives(tenants, [], OTHER_TENANT),
+            _representatives(teams, [None], OTHER_TEAM))
 
 
 def _may_match(when: When, who: Profile) -> bool:
@@ -266,16 +268,6 @@ def _allowed_on_route(route: Route, who: Profile) -> bool:
                              and (allow.teams is None or who.team in allow.teams))
 
 
-def _accepting_targets(policy: Policy, spec: ServeSpec, who: Profile) -> list[str] | None:
-    """Catalog ids of the targets that may serve this profile; None when the spec cannot
-    serve it at all (no target accepts it, or a chain stage refuses it)."""
-    ok = [m for m in spec.model_ids()
-          if governance_reason(policy, policy.catalog[m], who) is None]
-    if spec.strategy == "chain":
-        return ok if len(ok) == len(spec.model_ids()) else None
-    return ok or None
-
-
 def _profiles(policy: Policy, route: Route) -> Iterator[Profile]:
     regions, tenants, teams = _domain(policy, route)
     for data_class in DataClass:
@@ -289,22 +281,30 @@ def policy_violations(policy: Policy, limit: int = 5) -> list[str]:
     """Routes whose judges, checks or classifiers could see a request their own targets
     accept but they may not (at most ``limit`` messages, each naming the route, the way of
     serving, the model and every distinct reason)."""
+    # tenant and team change a model's verdict only when some model has an access list;
+    # otherwise they only choose the way of serving, so each way is checked once per
+    # (data class, region) that can reach it
+    by_caller = any(getattr(m, "allow", None) is not None for m in policy.catalog.values())
     problems: dict[tuple[str, str, str], tuple[Reach, list[str]]] = {}
     for name, route in policy.routes.items():
         extra = classifier_reach(policy.catalog, route)
+        todo: dict[tuple[Profile, str], ServeSpec] = {}
         for who in _profiles(policy, route):
-            if not _allowed_on_route(route, who):
-                continue
-            for label, spec in _bodies_for(route, who):
-                accepting = _accepting_targets(policy, spec, who)
-                if accepting is None:
-                    continue  # refused at routing time: no_eligible_model, nothing leaks
-                classified = extra if not label.startswith("rule:") else []
-                for reach in [*spec_reach(policy.catalog, spec, accepting), *classified]:
-                    entry = catalog_entry(policy.catalog, reach.provider, reach.model)
-                    reason = governance_reason(policy, entry, who)
-                    if reason is None:
-                        continue
+            if _allowed_on_route(route, who):
+                key = who if by_caller else Profile(who.data_class, who.region, "", None)
+                for label, spec in _bodies_for(route, who):
+                    todo.setdefault((key, label), spec)
+        for (who, label), spec in todo.items():
+            accepting = [m for m in spec.model_ids()
+                         if governance_reason(policy, policy.catalog[m], who) is None]
+            if not accepting or (spec.strategy == "chain"
+                                 and len(accepting) < len(spec.model_ids())):
+                continue  # refused at routing time: no_eligible_model, nothing leaks
+            classified = extra if not label.startswith("rule:") else []
+            for reach in [*spec_reach(policy.catalog, spec, accepting), *classified]:
+                reason = governance_reason(
+                    policy, catalog_entry(policy.catalog, reach.provider, reach.model), who)
+                if reason is not None:
                     _, reasons = problems.setdefault((name, label, reach.ref), (reach, []))
                     if reason not in reasons:
                         reasons.append(reason)
