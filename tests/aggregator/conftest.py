@@ -21,6 +21,7 @@ from modelbus_cli.stack import Stack
 from modelbus_runtime.kafka import EventProducer
 from modelbus_runtime.settings import RuntimeSettings
 from modelbus_schemas import (
+    Caller,
     ChatMessage,
     ExecutionPlan,
     ModelRef,
@@ -28,6 +29,7 @@ from modelbus_schemas import (
     RoutingDecision,
     TaskEvent,
 )
+from modelbus_schemas.identity import scoped_id
 
 from tests.upstream import RESPONSES, TailReader
 
@@ -72,13 +74,15 @@ class Bus:
 
 
 def tasks_for(rid: str, models: list[str], plan: ExecutionPlan, *, text: str = "hello there",
-              deadline_s: float = 60.0) -> list[TaskEvent]:
-    """The tasks the router emits for a plan: one per model, part ids in policy order."""
+              deadline_s: float = 60.0, tenant: str = "default") -> list[TaskEvent]:
+    """The tasks the router emits for a plan: one per model, part ids in policy order, ids
+    scoped by (tenant, request id)."""
     now = datetime.now(UTC)
     decision = RoutingDecision(policy_version="agg-test-v1", route="qa", strategy=plan.mode,
                                selected=[ModelRef(provider="openai", model=m) for m in models],
                                decided_at=now)
-    return [TaskEvent(event_id=TaskEvent.make_id(rid, i), request_id=rid, task="qa", part_id=i,
+    return [TaskEvent(event_id=TaskEvent.make_id(scoped_id(tenant, rid), i), request_id=rid,
+                      caller=Caller(tenant=tenant), task="qa", part_id=i,
                       parts_total=len(models), provider="openai", model=m,
                       messages=[ChatMessage(role="user", content=text)], received_at=now,
                       deadline_at=now + timedelta(seconds=deadline_s), decision=decision,

@@ -8,6 +8,7 @@ import time
 
 import pytest
 from modelbus_schemas import EnsembleSpec, ExecutionPlan
+from modelbus_schemas.identity import scoped_id
 
 from tests.aggregator.conftest import responses_of, tasks_for
 
@@ -15,7 +16,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.faults]
 
 
 async def _wait_parts(bus, rid: str, count: int, timeout: float = 30.0) -> int:
-    key = f"{bus.prefix}:parts:{{{rid}}}"
+    key = f"{bus.prefix}:parts:{{{scoped_id('default', rid)}}}"  # the fan-in state's key
     deadline = time.monotonic() + timeout
     stored = 0
     while time.monotonic() < deadline:

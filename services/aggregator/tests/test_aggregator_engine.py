@@ -22,6 +22,7 @@ from modelbus_schemas import (
     ExecutionPlan,
     Target,
 )
+from modelbus_schemas.identity import scoped_id
 
 from services.aggregator.tests.aggregator_factories import T0, make_result
 
@@ -67,7 +68,7 @@ async def test_duplicates_and_redeliveries_yield_one_response(redis_client, pref
     assert len(outbox.responses) == 1
     topic, response = outbox.responses[0]
     assert topic == "modelbus.responses.v1" and response.output == "b"
-    assert response.event_id == "dup:response" and len(response.parts) == 3
+    assert response.event_id == f"{scoped_id('default', 'dup')}:response" and len(response.parts) == 3
 
 
 async def test_concurrent_handlers_and_the_deadline_timer_respond_once(redis_client, prefix):
@@ -84,8 +85,9 @@ async def test_concurrent_handlers_and_the_deadline_timer_respond_once(redis_cli
             except TransientInfraError:
                 await asyncio.sleep(0.01)
 
-    await asyncio.gather(retrying(first, c), retrying(second, c), first.on_deadline("race"),
-                         second.on_deadline("race"))
+    scope = scoped_id("default", "race")
+    await asyncio.gather(retrying(first, c), retrying(second, c), first.on_deadline(scope),
+                         second.on_deadline(scope))
     assert len(outbox.responses) == 1
 
 
@@ -119,7 +121,7 @@ async def test_a_claim_left_by_a_killed_process_is_taken_over_after_its_lease(
         await store.record(r)
     # a process claimed a response and died before publishing it
     stored = single_response(a)
-    claim = await store.claim("killed", Decision(reply_to="replies.x", response=stored))
+    claim = await store.claim(scoped_id("default", "killed"), Decision(reply_to="replies.x", response=stored))
     assert claim.state == "claimed"
     outbox = Outbox()
     after = _agg(redis_client, prefix, outbox, lease_ms=200)
@@ -137,7 +139,7 @@ async def test_a_takeover_does_not_republish_what_the_dead_process_published(
     for r in (a, b):
         await store.record(r)
     stored = single_response(a)
-    claim = await store.claim("published-then-killed",
+    claim = await store.claim(scoped_id("default", "published-then-killed"),
                               Decision(reply_to="replies.x", response=stored))
     assert claim.state == "claimed" and claim.decision.decided_at_ms is not None
     outbox = Outbox()
@@ -146,7 +148,7 @@ async def test_a_takeover_does_not_republish_what_the_dead_process_published(
     await asyncio.sleep(0.25)
     await after.on_result(c)
     assert outbox.responses == [], "the reply topic already has it: not published twice"
-    assert (await store.load("published-then-killed")).done
+    assert (await store.load(scoped_id("default", "published-then-killed"))).done
 
 
 async def test_deadline_gives_a_partial_response_through_the_timer(redis_client, prefix):
@@ -172,7 +174,7 @@ async def test_deadline_gives_a_partial_response_through_the_timer(redis_client,
     [(_, response)] = outbox.responses
     assert response.status == "partial" and response.missing_parts == [2]
     far_future = int(datetime.now(UTC).timestamp() * 1000) + 10**6
-    assert "late" not in await agg.store.due(far_future, limit=10**6)
+    assert scoped_id("default", "late") not in await agg.store.due(far_future, limit=10**6)
     await agg.on_result(make_result("late", part=2, total=3, plan=plan, received_at=now))
     assert len(outbox.responses) == 1
 
@@ -187,7 +189,7 @@ async def test_a_redelivered_cascade_result_dispatches_the_next_tier_once(redis_
     tier0 = make_result("casc", plan=plan, text="no", model="small")
     await agg.on_result(tier0)
     await agg.on_result(tier0)
-    assert [t.event_id for t in outbox.tasks] == ["casc:task:0:1"]
+    assert [t.event_id for t in outbox.tasks] == [f"{scoped_id('default', 'casc')}:task:0:1"]
     tier1 = make_result("casc", plan=plan.model_copy(update={"step": 1}), text="yes",
                         model="big")
     await agg.on_result(tier1)

@@ -17,10 +17,12 @@ from modelbus_schemas import (
     Target,
     TaskEvent,
 )
+from modelbus_schemas.identity import scoped_id
 
 from services.aggregator.tests.aggregator_factories import T0, make_result, make_task
 
 NOW = T0 + timedelta(milliseconds=250)
+R = scoped_id("default", "r")  # the factories' request, as ids name it
 
 
 def _flow(*results, final=False, incoming=None, origin=None) -> FlowInput:
@@ -84,7 +86,7 @@ def test_judge_strategy_dispatches_a_judge_then_follows_its_verdict():
     assert isinstance(action, Dispatch)
     task = action.task
     assert (task.part_id, task.plan.step, task.parts_total) == (3, 0, 3)
-    assert task.event_id == TaskEvent.make_id("r", 3, 0) == "r:task:3"
+    assert task.event_id == TaskEvent.make_id(R, 3, 0) == f"{R}:task:3"
     assert (task.provider, task.model) == ("anthropic", "judge-1")
     assert listed_parts(task.messages) == [0, 1, 2]
     assert "What is Kafka?" in task.messages[-1].content
@@ -117,7 +119,7 @@ def test_cascade_escalates_when_the_check_fails_and_records_the_path():
     assert isinstance(action, Dispatch)
     assert (action.task.provider, action.task.model, action.task.plan.step) == (
         "anthropic", "big", 1)
-    assert action.task.event_id == "r:task:0:1"
+    assert action.task.event_id == f"{R}:task:0:1"
     assert action.task.messages == tier0.origin.messages
     tier1 = make_result(plan=_cascade_plan(check, 1), text="4", model="big")
     response = cascade.decide(_cascade_plan(check).cascade, _flow(tier0, tier1)).response
@@ -137,7 +139,7 @@ def test_cascade_judge_check_asks_a_judge_and_escalates_on_fail():
     tiers = _cascade_plan(check).cascade
     tier0 = make_result(plan=_cascade_plan(check), text="maybe", model="small")
     action = cascade.decide(tiers, _flow(tier0))
-    assert isinstance(action, Dispatch) and action.task.event_id == "r:task:1"
+    assert isinstance(action, Dispatch) and action.task.event_id == f"{R}:task:1"
     assert (action.task.part_id, action.task.plan.step, action.task.model) == (1, 0, "judge")
     verdict = make_result(part=1, plan=_cascade_plan(check), text="FAIL", model="judge",
                           origin=action.task)
@@ -165,7 +167,7 @@ def test_chain_builds_the_next_stage_input_within_its_budget():
                      origin=origin, model="a")
     action = chain.decide(_chain_plan().chain, _flow(s0, origin=origin))
     task = action.task
-    assert (task.model, task.plan.step, task.event_id) == ("g", 1, "r:task:0:1")
+    assert (task.model, task.plan.step, task.event_id) == ("g", 1, f"{R}:task:0:1")
     assert task.messages[0].content == "Write."
     body = task.messages[1].content
     assert body.startswith("## request\nExplain Kafka partitions")
@@ -178,7 +180,7 @@ def test_chain_retries_a_failed_stage_from_its_checkpoint_then_stops_partial():
     stage1_task = make_task(plan=_chain_plan(1), model="g", text="checkpointed input")
     failed = make_result(plan=_chain_plan(1), status="error", origin=stage1_task, model="g")
     retry = chain.decide(stages, _flow(s0, failed, incoming=failed)).task
-    assert retry.event_id == TaskEvent.make_id("r", 0, 1, 1) == "r:task:0:1:1"
+    assert retry.event_id == TaskEvent.make_id(R, 0, 1, 1) == f"{R}:task:0:1:1"
     assert retry.messages == stage1_task.messages and retry.model == "g"
     failed_again = make_result(plan=_chain_plan(1), status="error", origin=retry, model="g")
     response = chain.decide(stages, _flow(s0, failed_again, incoming=failed_again)).response

@@ -13,6 +13,7 @@ from modelbus_aggregator.state import FanInStore
 from modelbus_router.guardrails.handoff import GuardRecords, build_record
 from modelbus_router.guardrails.spec import OutputGuards
 from modelbus_schemas import CascadeTier, CheckSpec, ExecutionPlan, GuardrailFinding, Target
+from modelbus_schemas.identity import scoped_id
 
 from services.aggregator.tests.aggregator_factories import T0, make_result, make_task
 
@@ -38,8 +39,8 @@ async def _setup(redis_client, prefix, output: dict, findings=(), restore=None, 
     rid = f"og-{uuid.uuid4().hex[:8]}"
     guards = OutputGuards.model_validate(output)
     first = make_task(rid) if task else None
-    await GuardRecords(redis_client, ttl_s=600).save(
-        rid, build_record(guards, list(findings), restore or {}, first))
+    await GuardRecords(redis_client, ttl_s=600).save(  # under the request's scoped id
+        scoped_id("default", rid), build_record(guards, list(findings), restore or {}, first))
     outbox = Outbox()
     agg = Aggregator(FanInStore(redis_client, prefix, 10_000), outbox,
                      guards=OutputGuardian(redis_client), after_response=after_response,

@@ -16,6 +16,7 @@ from modelbus_runtime.kafka import EventProducer
 from modelbus_runtime.redis import build_redis
 from modelbus_runtime.response_cache import ResponseCache
 from modelbus_runtime.service import Service, ServiceContext, run_service
+from modelbus_runtime.signing import KeyRing
 from modelbus_schemas import ResponseEvent, ResultEvent, TaskEvent
 from modelbus_schemas.topics import RESULTS, tasks_topic
 
@@ -29,9 +30,11 @@ from modelbus_aggregator.state import FanInStore
 
 
 class KafkaOutbox:
-    def __init__(self, producer: EventProducer, bootstrap: str) -> None:
+    def __init__(self, producer: EventProducer, bootstrap: str,
+                 ring: KeyRing | None = None) -> None:
         self.producer = producer
         self.bootstrap = bootstrap
+        self.ring = ring
 
     async def was_published(self, topic: str, response: ResponseEvent,
                             since_ms: int | None) -> bool:
@@ -39,7 +42,7 @@ class KafkaOutbox:
         if since_ms is None:
             return False
         return await response_on_topic(self.bootstrap, topic, response.request_id,
-                                       response.event_id, since_ms - 1000)
+                                       response.event_id, since_ms - 1000, self.ring)
 
     async def publish_task(self, task: TaskEvent, trace: dict[str, str]) -> None:
         await self._publish(tasks_topic(task.provider), task, task.request_id, task.event_id,
@@ -62,7 +65,8 @@ async def build(ctx: ServiceContext) -> Service:
     store = FanInStore(redis, settings.aggregator_state_prefix,
                        settings.aggregator_publish_lease_ms)
     aggregator = Aggregator(
-        store, KafkaOutbox(ctx.producer, settings.kafka_bootstrap_servers),
+        store, KafkaOutbox(ctx.producer, settings.kafka_bootstrap_servers,
+                           settings.signing_ring()),
         deadline_grace_ms=settings.aggregator_deadline_grace_ms,
         stage_retries=settings.aggregator_stage_retries,
         after_response=Settlement(Budgets(redis), ResponseCache(redis),

@@ -2,7 +2,8 @@
 
 Deadlines live in Redis (a sorted set, see :mod:`state`), not in process memory, so a
 restarted or different aggregator instance fires them: nothing hangs. Every instance
-scans; the response claim makes sure only one of them answers. A due entry stays in the
+scans; the response claim makes sure only one of them answers. Entries name a request by
+its (tenant, request id) scope, as the fan-in store does. A due entry stays in the
 set until the request is answered, so a failed attempt is retried on the next tick.
 """
 
@@ -32,14 +33,14 @@ class DeadlineScheduler:
     async def tick(self) -> int:
         """Fire every deadline due now; return how many were due."""
         due = await self.store.due(int(time.time() * 1000), self.batch)
-        for request_id in due:
+        for scope in due:
             try:
-                await self.on_due(request_id)
+                await self.on_due(scope)
             except TransientInfraError as exc:
-                log.warning("deadline of %s not handled yet: %s", request_id, exc)
+                log.warning("deadline of %s not handled yet: %s", scope, exc)
             except Exception:
-                log.exception("deadline handler failed for %s", request_id)
-                await self.store.forget_deadline(request_id)
+                log.exception("deadline handler failed for %s", scope)
+                await self.store.forget_deadline(scope)
         return len(due)
 
     async def run(self) -> None:

@@ -16,6 +16,11 @@ duplicates, redeliveries, restarts and races:
 Next steps (cascade tiers, chain stages, judges) are published with deterministic ids and
 remembered once the broker acknowledged them, so a redelivered result does not repeat them.
 
+A request is (tenant, request id): the store, the deadline index, the claim and the sent
+marks are all keyed by its :func:`~modelbus_schemas.identity.scoped_id` (``scope`` below),
+taken from the result's ``tenant`` and ``request_id``, so two tenants that picked the same
+request id, in flight at once, never share state and each gets its own response.
+
 Output guardrails (:mod:`modelbus_aggregator.output_guards`) review a chosen response before
 it is claimed: they may change it (findings, redaction, ``output_invalid``) or send the
 output back to the model for repair instead. Placeholders are restored only in the copy
@@ -31,6 +36,7 @@ from typing import Protocol
 
 from modelbus_runtime.errors import TransientInfraError
 from modelbus_schemas import EnsembleSpec, ExecutionPlan, ResponseEvent, ResultEvent, TaskEvent
+from modelbus_schemas.identity import scoped_id, split_scoped_id
 
 from modelbus_aggregator import cascade, chain, ensemble
 from modelbus_aggregator.actions import Action, Dispatch, FlowInput, Respond
@@ -57,6 +63,20 @@ AfterResponse = Callable[[Decision], Awaitable[None]]
 
 class PublishInProgress(TransientInfraError):
     """Another handler holds the publish lease of this request: retry shortly."""
+
+
+def scope_of(result: ResultEvent) -> str:
+    """The request a result belongs to: (tenant, request id), unambiguously encoded."""
+    return scoped_id(result.tenant, result.request_id)
+
+
+def _named(scope: str) -> dict[str, str]:
+    """Log fields naming a request by its scope."""
+    try:
+        tenant, request_id = split_scoped_id(scope)
+    except ValueError:
+        return {"request_id": scope}
+    return {"tenant": tenant, "request_id": request_id}
 
 
 def plan_of(result: ResultEvent) -> ExecutionPlan:
@@ -87,11 +107,11 @@ class Aggregator:
 
     async def on_result(self, result: ResultEvent, trace: dict[str, str] | None = None) -> None:
         trace = trace or {}
-        plan = plan_of(result)
+        plan, scope = plan_of(result), scope_of(result)
         if (plan.mode in ("single", "fallback") and result.parts_total == 1
                 and not is_judge_verdict(result)):
             response = single_response(result, self.clock())
-            await self._respond(result.request_id, _decision(response, [result]), trace)
+            await self._respond(scope, _decision(response, [result]), trace)
             return
         snap = await self.store.record(
             result, deadline_ms=self._due_ms(result, plan),
@@ -101,31 +121,31 @@ class Aggregator:
         if snap.done:
             return
         if snap.decided:
-            await self._respond(result.request_id, None, trace)
+            await self._respond(scope, None, trace)
             return
         flow = FlowInput(snap.results, self.clock(), incoming=result, origin=snap.origin)
-        await self._act(result.request_id, self._decide(plan, result.parts_total, flow),
-                        snap, trace)
+        await self._act(scope, self._decide(plan, result.parts_total, flow), snap, trace)
 
-    async def on_deadline(self, request_id: str) -> None:
-        """The request's deadline passed: respond with what there is (never waits)."""
-        snap = await self.store.load(request_id)
+    async def on_deadline(self, scope: str) -> None:
+        """The deadline of the request ``scope`` (see :func:`scope_of`) passed: respond with
+        what there is (never waits)."""
+        snap = await self.store.load(scope)
         if snap.done or (not snap.results and not snap.decided):
-            await self.store.forget_deadline(request_id)
+            await self.store.forget_deadline(scope)
             return
         if snap.decided:
-            await self._respond(request_id, None, {}, wait=False)
+            await self._respond(scope, None, {}, wait=False)
             return
         first = min(snap.results.values(), key=lambda r: (r.plan.step, r.part_id))
         flow = FlowInput(snap.results, self.clock(), final=True, origin=snap.origin)
         action = self._decide(plan_of(first), first.parts_total, flow)
         if isinstance(action, Respond):
-            await self._respond(request_id, _decision(action.response, snap.results.values()),
+            await self._respond(scope, _decision(action.response, snap.results.values()),
                                 {}, wait=False)
         else:  # nothing to answer with yet; never keep a deadline that cannot fire usefully
-            log.warning("deadline passed with no decidable state", extra={"fields": {
-                "request_id": request_id}})
-            await self.store.forget_deadline(request_id)
+            log.warning("deadline passed with no decidable state",
+                        extra={"fields": _named(scope)})
+            await self.store.forget_deadline(scope)
 
     # -- internals ---------------------------------------------------------------------
 
@@ -144,34 +164,34 @@ class Aggregator:
             dues.append(result.deadline_at + self.grace)
         return int(min(dues).timestamp() * 1000) if dues else None
 
-    async def _act(self, request_id: str, action: Action, snap: Snapshot,
+    async def _act(self, scope: str, action: Action, snap: Snapshot,
                    trace: dict[str, str]) -> None:
         if isinstance(action, Respond):
             decision = _decision(action.response, snap.results.values())
-            await self._respond(request_id, decision, trace)
+            await self._respond(scope, decision, trace)
         elif isinstance(action, Dispatch):
-            await self._dispatch(request_id, action.task, trace)
+            await self._dispatch(scope, action.task, trace)
 
-    async def _dispatch(self, request_id: str, task: TaskEvent, trace: dict[str, str]) -> None:
-        if await self.store.was_sent(request_id, task.event_id):
+    async def _dispatch(self, scope: str, task: TaskEvent, trace: dict[str, str]) -> None:
+        if await self.store.was_sent(scope, task.event_id):
             return
         await self.outbox.publish_task(task, trace)
-        await self.store.mark_sent(request_id, task.event_id)
+        await self.store.mark_sent(scope, task.event_id)
 
-    async def _respond(self, request_id: str, decision: Decision | None,
+    async def _respond(self, scope: str, decision: Decision | None,
                        trace: dict[str, str], wait: bool = True) -> None:
         if decision is not None and self.guards is not None and decision.guard_record is not False:
             reviewed = await self.guards.review(decision.response)
             if isinstance(reviewed, Dispatch):  # the output goes back for repair
-                await self._dispatch(request_id, reviewed.task, trace)
+                await self._dispatch(scope, reviewed.task, trace)
                 return
             decision = decision.model_copy(update={"response": reviewed.response})
-        claim = await self.store.claim(request_id, decision)
+        claim = await self.store.claim(scope, decision)
         if claim.state in ("done", "none"):
             return
         if claim.state == "busy":
             if wait:
-                raise PublishInProgress(f"response of {request_id} is being published")
+                raise PublishInProgress(f"response of {scope} is being published")
             return
         stored = claim.decision
         try:
@@ -185,11 +205,11 @@ class Aggregator:
                 await self.after_response(stored)
         except BaseException:
             try:
-                await self.store.release(request_id, claim.token)
+                await self.store.release(scope, claim.token)
             except TransientInfraError:
                 pass  # the lease expires by itself
             raise
-        await self.store.finish(request_id)
+        await self.store.finish(scope)
 
 
 def _decision(response: ResponseEvent, results) -> Decision:

@@ -1,7 +1,9 @@
 """Output guardrails: what a route's policy demands of an answer before the caller gets it.
 
 The router decides which guards apply and leaves them, with the input guardrails' findings
-and (where the route allows restoring) the placeholder map, in Redis under the request id
+and (where the route allows restoring) the placeholder map, in Redis under the request's
+(tenant, request id) scope — :func:`~modelbus_schemas.identity.scoped_id`, never the request
+id alone: a placeholder map restored into another tenant's answer would leak personal data
 (layout: :mod:`modelbus_router.guardrails.handoff`; the models below mirror it, because the
 two services share no package but the contract — see "contract wish" below). When the
 aggregator has chosen a response, :meth:`OutputGuardian.review` runs, in order:
@@ -55,6 +57,7 @@ from modelbus_schemas import (
     TaskEvent,
     Usage,
 )
+from modelbus_schemas.identity import scoped_id
 from pydantic import BaseModel, ConfigDict, Field
 from redis.exceptions import RedisError
 
@@ -124,8 +127,13 @@ class _Denied(Exception):
         self.guard = guard
 
 
-def record_key(request_id: str) -> str:
-    return f"{KEY_PREFIX}{{{request_id}}}"
+def record_key(scope: str) -> str:
+    """The guard record of the request ``scope`` (its scoped id)."""
+    return f"{KEY_PREFIX}{{{scope}}}"
+
+
+def _scope(response: ResponseEvent) -> str:
+    return scoped_id(response.tenant, response.request_id)
 
 
 def _finding(guard: str, mode: str, action: str, categories: dict | None = None,
@@ -141,7 +149,7 @@ class OutputGuardian:
 
     async def review(self, response: ResponseEvent) -> Respond | Dispatch:
         """The response the caller may get, or the task that repairs the output."""
-        record = await self._load(response.request_id)
+        record = await self._load(_scope(response))
         if record is None:
             return Respond(response)
         original, response = response, _with_failed(response, record.failed)
@@ -169,7 +177,7 @@ class OutputGuardian:
                 for f in response.guardrails):
             return response
         try:
-            raw = await self.redis.hget(self._key(response.request_id), "restore")
+            raw = await self.redis.hget(self._key(_scope(response)), "restore")
         except (RedisError, OSError) as exc:
             raise TransientInfraError(f"redis unavailable for guard records: {exc}") from exc
         if not raw:
@@ -181,12 +189,12 @@ class OutputGuardian:
 
     # -- internals ---------------------------------------------------------------------
 
-    def _key(self, request_id: str) -> str:
-        return f"{self.prefix}{{{request_id}}}"
+    def _key(self, scope: str) -> str:
+        return f"{self.prefix}{{{scope}}}"
 
-    async def _load(self, request_id: str) -> GuardRecord | None:
+    async def _load(self, scope: str) -> GuardRecord | None:
         try:
-            raw = await self.redis.hgetall(self._key(request_id))
+            raw = await self.redis.hgetall(self._key(scope))
         except (RedisError, OSError) as exc:
             raise TransientInfraError(f"redis unavailable for guard records: {exc}") from exc
         fields = {k.decode() if isinstance(k, bytes) else k: v for k, v in raw.items()}
@@ -228,7 +236,7 @@ class OutputGuardian:
         body = orjson.dumps({"usage": response.usage.model_dump(), "cost_usd": response.cost_usd,
                              "parts": [p.model_dump(mode="json") for p in response.parts]})
         try:
-            await self.redis.hset(self._key(response.request_id), f"failed:{step:02d}", body)
+            await self.redis.hset(self._key(_scope(response)), f"failed:{step:02d}", body)
         except (RedisError, OSError) as exc:
             raise TransientInfraError(f"redis unavailable for guard records: {exc}") from exc
 

@@ -5,6 +5,11 @@ leaves a lease that expires; the next handler takes over. Publishing again would
 the request twice, so the takeover first reads the reply topic from the moment the
 response was decided (``offsets_for_times``) to its end, looking for the response's key
 and event id. Takeovers follow crashes only, so this costs nothing on the normal path.
+
+The event id is the response's scoped id (tenant and request id), so another tenant's
+response to the same request id never counts; and with a key ring only a record whose
+signature verifies (a role allowed on the topic) counts, so a forged copy written to the
+reply topic cannot suppress the real response.
 """
 
 from __future__ import annotations
@@ -14,10 +19,24 @@ import uuid
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 from modelbus_runtime.errors import TransientInfraError
+from modelbus_runtime.signing import KeyRing, Unauthenticated, verify
+from modelbus_schemas.topics import writer_roles
+
+
+def _genuine(ring: KeyRing | None, topic: str, record) -> bool:
+    roles = writer_roles(topic)
+    if ring is None or roles is None:
+        return True
+    try:
+        verify(ring, topic=topic, key=record.key, value=record.value,
+               headers=record.headers or (), allowed_roles=roles)
+    except Unauthenticated:
+        return False
+    return True
 
 
 async def response_on_topic(bootstrap: str, topic: str, key: str, event_id: str,
-                            since_ms: int) -> bool:
+                            since_ms: int, ring: KeyRing | None = None) -> bool:
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None,
                                 enable_auto_commit=False, fetch_max_wait_ms=20,
                                 client_id=f"aggregator-readback-{uuid.uuid4().hex[:6]}")
@@ -42,7 +61,8 @@ async def response_on_topic(bootstrap: str, topic: str, key: str, event_id: str,
             batch = await consumer.getmany(*pending, timeout_ms=500)
             for tp, records in batch.items():
                 for r in records:
-                    if r.key == wanted_key and (("ce_id", wanted_id) in (r.headers or ())):
+                    if (r.key == wanted_key and ("ce_id", wanted_id) in (r.headers or ())
+                            and _genuine(ring, topic, r)):
                         return True
                 if await consumer.position(tp) >= pending[tp]:
                     del pending[tp]

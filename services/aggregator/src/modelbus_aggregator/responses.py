@@ -4,7 +4,9 @@ The response carries the output and why its model stopped (``finish_reason``), t
 (``ok`` / ``partial`` / ``error``), the models whose answer is the output, a summary of
 every part and step (judges included), summed tokens and cost, latency since the router
 received the request, the policy version, the cascade/chain path and the parts still
-missing when it was sent.
+missing when it was sent. It is the response of (tenant, request id): it carries the
+tenant and its id is built from the scoped id, so two tenants' responses to one request id
+are two events.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from typing import Literal
 
 from modelbus_schemas import ErrorInfo, PartSummary, ResponseEvent, ResultEvent, Usage
 from modelbus_schemas.events import FinishReason
+from modelbus_schemas.identity import scoped_id
 
 from modelbus_aggregator.strategies import label
 
@@ -63,8 +66,9 @@ def build_response(
         usage = usage + r.usage
     models = list(dict.fromkeys(label(r) for r in answered))
     return ResponseEvent(
-        event_id=ResponseEvent.make_id(first.request_id),
+        event_id=ResponseEvent.make_id(scoped_id(first.tenant, first.request_id)),
         request_id=first.request_id,
+        tenant=first.tenant,
         task=first.task,
         status=status,
         output=output,

@@ -1,6 +1,9 @@
-"""Fan-in state in Redis, keyed by request id; survives restarts, rebuilt idempotently.
+"""Fan-in state in Redis, keyed by request; survives restarts, rebuilt idempotently.
 
-Keys (``{rid}`` is a hash tag, so one request's keys live together):
+A request is (tenant, request id): every key below and every member of the deadline index
+is its :func:`~modelbus_schemas.identity.scoped_id` (``scope``), never the request id
+alone, so two tenants that picked the same request id never read or finish each other's
+state. Keys (``{scope}`` is a hash tag, so one request's keys live together):
 
 * ``parts`` — hash ``"<part>:<step>"`` → result. A redelivered result rewrites nothing; an
   ``ok`` result replaces an ``error`` one of the same position (a retried chain stage), never
@@ -14,7 +17,7 @@ Keys (``{rid}`` is a hash tag, so one request's keys live together):
 * ``lease`` — who is publishing the decided response now (expires, so a crash mid-publish
   lets another handler take over); two concurrent handlers never both publish.
 * ``done`` — set after the response was published; every later event is ignored.
-* ``deadlines`` — one sorted set (request id → due time, epoch ms) scanned by
+* ``deadlines`` — one sorted set (scope → due time, epoch ms) scanned by
   :class:`~modelbus_aggregator.deadlines.DeadlineScheduler`, so deadlines survive restarts.
 
 Publish-then-mark: the response id is deterministic, so a crash between publishing and
@@ -34,6 +37,7 @@ from typing import Literal
 import redis.asyncio as aioredis
 from modelbus_runtime.errors import TransientInfraError
 from modelbus_schemas import BudgetHold, ResponseEvent, ResultEvent, TaskEvent
+from modelbus_schemas.identity import scoped_id
 from pydantic import BaseModel
 from redis.exceptions import RedisError
 
@@ -138,14 +142,14 @@ class FanInStore:
         self._finish = client.register_script(_FINISH)
         self._mark_sent = client.register_script(_MARK_SENT)
 
-    def _key(self, kind: str, request_id: str) -> str:
-        return f"{self.prefix}:{kind}:{{{request_id}}}"
+    def _key(self, kind: str, scope: str) -> str:
+        return f"{self.prefix}:{kind}:{{{scope}}}"
 
     @_redis_errors
     async def record(self, result: ResultEvent, *, deadline_ms: int | None = None,
                      keep_origin: bool = False, want_origin: bool = False) -> Snapshot:
         """Store a result (idempotently) and return the request's state after it."""
-        rid = result.request_id
+        rid = scoped_id(result.tenant, result.request_id)
         value = ("o" if result.status == "ok" else "e") + result.model_dump_json(exclude_none=True)
         origin = ""
         if keep_origin and result.origin is not None:
@@ -162,12 +166,12 @@ class FanInStore:
                         origin=_parse_origin(reply[3] if len(reply) > 3 else None))
 
     @_redis_errors
-    async def load(self, request_id: str) -> Snapshot:
+    async def load(self, scope: str) -> Snapshot:
         async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.exists(self._key("done", request_id))
-            pipe.exists(self._key("decided", request_id))
-            pipe.hgetall(self._key("parts", request_id))
-            pipe.get(self._key("origin", request_id))
+            pipe.exists(self._key("done", scope))
+            pipe.exists(self._key("decided", scope))
+            pipe.hgetall(self._key("parts", scope))
+            pipe.get(self._key("origin", scope))
             done, decided, parts, origin = await pipe.execute()
         if done:
             return Snapshot(done=True)
@@ -176,15 +180,15 @@ class FanInStore:
                         origin=_parse_origin(origin))
 
     @_redis_errors
-    async def claim(self, request_id: str, decision: Decision | None) -> Claim:
+    async def claim(self, scope: str, decision: Decision | None) -> Claim:
         """Decide once: store ``decision`` unless one exists, and take the publish lease."""
         token = uuid.uuid4().hex
         if decision is not None and decision.decided_at_ms is None:
             decision = decision.model_copy(update={"decided_at_ms": int(time.time() * 1000)})
         body = decision.model_dump_json(exclude_none=True) if decision else ""
         reply = await self._claim(
-            keys=[self._key("done", request_id), self._key("decided", request_id),
-                  self._key("lease", request_id)],
+            keys=[self._key("done", scope), self._key("decided", scope),
+                  self._key("lease", scope)],
             args=[body, token, self.lease_ms, STATE_TTL_S],
         )
         state = reply[0].decode()
@@ -192,32 +196,32 @@ class FanInStore:
         return Claim(state, stored, token)  # type: ignore[arg-type]
 
     @_redis_errors
-    async def release(self, request_id: str, token: str) -> None:
-        await self._release(keys=[self._key("lease", request_id)], args=[token])
+    async def release(self, scope: str, token: str) -> None:
+        await self._release(keys=[self._key("lease", scope)], args=[token])
 
     @_redis_errors
-    async def finish(self, request_id: str) -> None:
+    async def finish(self, scope: str) -> None:
         """Mark the request answered and drop its working state."""
         await self._finish(
-            keys=[self._key("done", request_id),
-                  *(self._key(k, request_id)
+            keys=[self._key("done", scope),
+                  *(self._key(k, scope)
                     for k in ("parts", "decided", "lease", "sent", "origin")),
                   self.deadlines_key],
-            args=[STATE_TTL_S, request_id],
+            args=[STATE_TTL_S, scope],
         )
 
     @_redis_errors
-    async def was_sent(self, request_id: str, event_id: str) -> bool:
-        return bool(await self.redis.sismember(self._key("sent", request_id), event_id))
+    async def was_sent(self, scope: str, event_id: str) -> bool:
+        return bool(await self.redis.sismember(self._key("sent", scope), event_id))
 
     @_redis_errors
-    async def mark_sent(self, request_id: str, event_id: str) -> None:
-        await self._mark_sent(keys=[self._key("sent", request_id)],
+    async def mark_sent(self, scope: str, event_id: str) -> None:
+        await self._mark_sent(keys=[self._key("sent", scope)],
                               args=[event_id, STATE_TTL_S])
 
     @_redis_errors
-    async def schedule(self, request_id: str, due_ms: int) -> None:
-        await self.redis.zadd(self.deadlines_key, {request_id: due_ms}, nx=True)
+    async def schedule(self, scope: str, due_ms: int) -> None:
+        await self.redis.zadd(self.deadlines_key, {scope: due_ms}, nx=True)
 
     @_redis_errors
     async def due(self, now_ms: int, limit: int = 100) -> list[str]:
@@ -225,8 +229,8 @@ class FanInStore:
         return [r.decode() for r in raw]
 
     @_redis_errors
-    async def forget_deadline(self, request_id: str) -> None:
-        await self.redis.zrem(self.deadlines_key, request_id)
+    async def forget_deadline(self, scope: str) -> None:
+        await self.redis.zrem(self.deadlines_key, scope)
 
 
 def _parse_parts(flat: list) -> dict[Position, ResultEvent]:

@@ -1,8 +1,9 @@
 """The tasks the aggregator publishes itself: next cascade tier, next chain stage, judges.
 
 Each is built from the task a result answers (``ResultEvent.origin``), so it keeps the
-request's caller, params, decision, reply topic, deadline and budget hold. Ids are
-deterministic (``TaskEvent.make_id``), so a redelivered result republishes the same event.
+request's caller (so its tenant), params, decision, reply topic, deadline and budget hold.
+Ids are deterministic (``TaskEvent.make_id`` over the request's (tenant, request id) scope),
+so a redelivered result republishes the same event, and two tenants' tasks never share one.
 
 Part id / step convention:
 
@@ -16,6 +17,11 @@ Part id / step convention:
 from __future__ import annotations
 
 from modelbus_schemas import ChatMessage, ResultEvent, Target, TaskEvent
+from modelbus_schemas.identity import scoped_id
+
+
+def task_scope(task: TaskEvent) -> str:
+    return scoped_id(task.tenant, task.request_id)
 
 
 def is_judge_verdict(result: ResultEvent) -> bool:
@@ -25,7 +31,7 @@ def is_judge_verdict(result: ResultEvent) -> bool:
 def hop_of(task: TaskEvent, max_hops: int) -> int:
     """Which retry hop a task is (0 for the first run), recognised by its deterministic id."""
     for hop in range(max_hops + 1):
-        if task.event_id == TaskEvent.make_id(task.request_id, task.part_id, task.plan.step, hop):
+        if task.event_id == TaskEvent.make_id(task_scope(task), task.part_id, task.plan.step, hop):
             return hop
     return 0
 
@@ -42,7 +48,7 @@ def step_task(
     """The task for plan position (part, step, hop), derived from ``origin``."""
     part = origin.part_id if part_id is None else part_id
     return origin.model_copy(update={
-        "event_id": TaskEvent.make_id(origin.request_id, part, step, hop),
+        "event_id": TaskEvent.make_id(task_scope(origin), part, step, hop),
         "part_id": part,
         "provider": target.provider,
         "model": target.model,
