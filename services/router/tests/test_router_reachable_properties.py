@@ -1,7 +1,8 @@
 """Property test over random policies and requests (hypothesis): whatever the strategy — with
 ensemble judges and score judges, cascade check judges, chains, fallbacks, data-class rules,
-per-model data-class allowlists and regions — a request is never put before a model its data
-class or region forbids: no task, fallback, tier, stage, judge or check call of the plan.
+per-model data-class allowlists, regions and tenant/team access lists — a request is never
+put before a model its data class, region, tenant or team forbids: no task, fallback, tier,
+stage, judge or check call of the plan.
 
 What the plan can reach is read here from the plan itself (independently of
 :mod:`modelbus_router.reachable`), the way the worker (fallbacks) and the aggregator (tiers,
@@ -38,7 +39,8 @@ SOME_PROVIDER = st.sampled_from(["selfhosted", "selfhosted", *PROVIDERS])
 models = st.fixed_dictionaries({
     "provider": SOME_PROVIDER,
     "regions": st.sampled_from([["*"], ["*"], *REGIONS]),
-}, optional={"data_classes": st.lists(st.sampled_from(CLASSES), min_size=2, unique=True)})
+}, optional={"data_classes": st.lists(st.sampled_from(CLASSES), min_size=2, unique=True),
+             "allow": st.sampled_from([{"tenants": ["acme"]}, {"teams": ["blue"]}])})
 
 
 @st.composite
@@ -103,6 +105,8 @@ def policies(draw):
                                                 unique=True))}
             if draw(st.booleans()):
                 when["region"] = draw(st.sampled_from(REGIONS))
+            if draw(st.booleans()):
+                when["tenants"] = ["acme"]
             rules.append({"name": f"r{i}", "when": when, **draw(bodies(ids, catalog))})
         route["rules"] = rules
         routes[name] = route
@@ -116,11 +120,13 @@ def policies(draw):
 
 
 requests = st.builds(
-    lambda task, data_class, region, rid: RequestEvent(
+    lambda task, data_class, region, tenant, team, rid: RequestEvent(
         request_id=f"r-{rid}", task=task, data_class=data_class, region=region,
+        caller={"tenant": tenant, "team": team},
         messages=[{"role": "user", "content": "word " * 20}]),
     st.sampled_from(["a", "b"]), st.sampled_from([*CLASSES, "restricted", "restricted"]),
-    st.sampled_from([None, None, "eu", "us", "ap"]), st.integers(0, 10_000),
+    st.sampled_from([None, None, "eu", "us", "ap"]), st.sampled_from(["acme", "globex"]),
+    st.sampled_from([None, "blue", "red"]), st.integers(0, 10_000),
 )
 
 
@@ -159,6 +165,10 @@ def _leaks(policy: Policy, request: RequestEvent, tasks) -> list[str]:
             out.append(f"{where}: not in the model's data-class allowlist")
         if entry is not None and not entry.serves_region(request.region):
             out.append(f"{where}: region {request.region} not served")
+        allow = entry.allow if entry is not None else None
+        if allow is not None and ((allow.tenants and request.caller.tenant not in allow.tenants)
+                                  or (allow.teams and request.caller.team not in allow.teams)):
+            out.append(f"{where}: caller {request.caller.tenant}/{request.caller.team} not allowed")
     return out
 
 
