@@ -11,7 +11,7 @@ from modelbus_router import reachable
 from modelbus_router.classifier import CLASSIFIERS
 from modelbus_router.planner import RoutingError, plan
 from modelbus_router.policy import PolicyError, parse_policy
-from modelbus_router.reachable import Reach, plan_reach, spec_reach
+from modelbus_router.reachable import Reach, plan_reach, route_reach, spec_reach
 from modelbus_schemas import ErrorCode, RequestEvent
 
 CATALOG = """
@@ -176,6 +176,19 @@ routes:
     assert Reach("check judge of llama", "openai", "gpt-4o") in spec_reach(policy.catalog, cascade)
     assert Reach("check judge of llama", "openai", "gpt-4o") not in spec_reach(
         policy.catalog, cascade, targets=["claude-sonnet"])
+
+
+def test_route_reach_lists_each_way_of_serving_with_its_judges():
+    with mock.patch.object(reachable, "policy_violations", return_value=[]):
+        policy = parse_policy(ENSEMBLE_LEAK + """
+    rules:
+      - {name: home, when: {data_class: [restricted]}, targets: [{model: llama}]}
+""")
+    reach = route_reach(policy, policy.routes["ensemble"])
+    assert {label: [(r.role, r.ref) for r in found] for label, found in reach.items()} == {
+        "rule:home": [("target", "selfhosted/llama-3.1-8b")],
+        "default": [("target", "selfhosted/llama-3.1-8b"), ("target", "selfhosted/qwen2.5-32b"),
+                    ("ensemble judge", "openai/gpt-4o")]}
 
 
 def test_a_classifier_that_calls_a_hosted_model_is_refused_on_a_route_taking_restricted_data():

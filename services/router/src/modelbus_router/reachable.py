@@ -13,8 +13,9 @@ This module owns one answer to "which models" and one answer to "may this one se
 * :func:`governance_reason` — the data class (the policy's surfaces table and the model's
   own allowlist), region and tenant/team (the model's ``allow``) checks, used for targets by
   :mod:`modelbus_router.constraints` and for everything else here;
-* :func:`spec_reach` / :func:`plan_reach` — what a serving spec of the policy, or a built
-  plan (its tasks), can reach, each element with its role (``ensemble judge``, …);
+* :func:`route_reach` / :func:`spec_reach` / :func:`plan_reach` — what a route (by way of
+  serving), a serving spec of the policy, or a built plan (its tasks), can reach, each
+  element with its role (``ensemble judge``, …);
 * :func:`check_plan` — at routing time: a plan that would put the request before a model its
   data class, region or caller forbids is refused with ``no_eligible_model`` and the reasons
   (nothing optional is dropped silently: a judge is part of the answer the caller asked for);
@@ -158,6 +159,16 @@ def classifier_reach(catalog: dict[str, CatalogModel], route: Route) -> list[Rea
                          model.provider if model else provider,
                          model.model if model else name or model_id))
     return out
+
+
+def route_reach(policy: Policy, route: Route) -> dict[str, list[Reach]]:
+    """Every model a request's content can reach on a route, by way of serving (the label
+    its decision records): the spec's targets, judges and stages, plus the models the
+    route's classifier calls on every way the classifier can lead to."""
+    extra = classifier_reach(policy.catalog, route)
+    return {label: list(dict.fromkeys([*spec_reach(policy.catalog, spec),
+                                       *(extra if not label.startswith("rule:") else [])]))
+            for label, spec in route.bodies()}
 
 
 def plan_reach(tasks: Iterable[TaskEvent]) -> list[Reach]:
