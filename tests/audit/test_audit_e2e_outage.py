@@ -18,6 +18,7 @@ from contextlib import asynccontextmanager
 import pytest
 from modelbus_audit.store import AuditStore
 from modelbus_audit.tables import audit_events
+from modelbus_schemas.identity import scoped_id
 from modelbus_testing.tcp_proxy import TcpProxy
 from sqlalchemy import select
 from sqlalchemy.engine import make_url
@@ -126,6 +127,7 @@ async def test_store_outage_under_load_loses_and_duplicates_nothing(
 
     assert counts[0] < EVENTS, "the outage happened while events were still arriving"
     assert counts[1] <= counts[0] + 300, "nothing new was written while the store was down"
-    assert sorted(stored) == sorted(ids), "every event stored exactly once"
+    identities = [f"request:{scoped_id('acme', rid)}" for rid in ids]  # tenant + request id
+    assert sorted(stored) == sorted(identities), "every event stored exactly once"
     assert report.ok, report.describe()
     assert "dependency unavailable, retrying in place" in service.log()

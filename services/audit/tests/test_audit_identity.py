@@ -14,7 +14,7 @@ from modelbus_audit.render import render_all
 from modelbus_audit.timeline import build_timeline
 from modelbus_runtime.signing import KeyRing, Signer
 from modelbus_schemas import decode, encode
-from modelbus_schemas.events import ResultEvent
+from modelbus_schemas.events import RequestEvent, ResultEvent
 from modelbus_schemas.identity import scoped_id
 from modelbus_schemas.topics import REQUESTS
 from sqlalchemy import text
@@ -155,3 +155,24 @@ async def test_clearing_the_identity_of_a_row_is_detected(store, flow):
             "UPDATE audit_events SET identity = NULL, flags = 'x' WHERE kind = 'response'"))
     report = await store.verify()
     assert not report.ok and "content_hash mismatch" in report.describe()
+
+
+async def test_usage_report_counts_neither_forged_results_nor_other_tenants_teams(
+        store, new_flow):
+    from modelbus_audit.queries import Filters
+
+    rid = f"xt-{uuid.uuid4().hex[:6]}"
+    acme, globex = new_flow(rid, tenant="acme"), new_flow(rid, tenant="globex")
+    request = decode(RequestEvent, globex.request.value)
+    retagged = encode(request.model_copy(
+        update={"caller": request.caller.model_copy(update={"team": "zeta"})}))
+    globex.messages[0] = replace(globex.request, value=retagged)
+    event = decode(ResultEvent, acme.results[0].value)
+    forged = replace(acme.results[0], offset=acme.results[0].offset + 1000,
+                     value=encode(event.model_copy(update={"text": "x", "cost_usd": 5.0})))
+    # the flows unchecked (no ring), the unsigned forgery checked: flagged unauthenticated
+    await store.write([record(m, None) for m in [*acme.messages, *globex.messages]]
+                      + [record(forged)])
+    rows = await store.usage_report(Filters(tenant="acme"))
+    assert round(sum(r["cost_usd"] for r in rows), 6) == 0.00012  # the forged $5 not counted
+    assert {r["team"] for r in rows} == {"support"}  # not globex's "zeta"

@@ -2,7 +2,8 @@
 
 ``show`` prints a request's lineage (text or JSON); ``search`` a page of matching events;
 ``report`` usage and cost by day, team and model; ``export`` writes JSONL/CSV/Parquet with a
-progress callback; ``purge`` empties old text (retention); ``verify`` checks every hash chain.
+progress callback; ``purge`` empties old text (retention); ``verify`` checks every hash chain
+and, against a broker, that every record of every audited topic was stored.
 All open the store at ``url`` or, by default, at :func:`modelbus_audit.db.database_url_from_env`.
 The CLI reads the database directly, so it sees stored text; ``metadata_only`` gives the
 ``ops`` view.
@@ -17,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from modelbus_audit import export as exporter
+from modelbus_audit.broker_check import Progress
 from modelbus_audit.lineage import by_tenant
 from modelbus_audit.queries import Filters
 from modelbus_audit.render import render_all
@@ -91,11 +93,23 @@ async def purge(older_than_days: float, url: str | None = None) -> int:
         return await store.purge_text(datetime.now(UTC) - timedelta(days=older_than_days))
 
 
-async def verify(url: str | None = None) -> tuple[bool, str]:
-    """Whether every chain verifies, and the report as text."""
+async def verify(url: str | None = None, against_broker: str | None = None,
+                 progress: Progress | None = None, quiet_s: float = 2.0) -> tuple[bool, str]:
+    """Whether every chain verifies, and the report as text. With ``against_broker`` (a
+    bootstrap address), also whether the store holds every record of every audited topic
+    (:mod:`modelbus_audit.broker_check`)."""
     async with _opened(url) as store:
         report = await store.verify()
-    return report.ok, report.describe()
+        ok, text = report.ok, report.describe()
+        if against_broker:
+            from modelbus_audit.broker_check import check_against_broker
+            from modelbus_audit.settings import AuditSettings
+
+            broker = await check_against_broker(
+                store, against_broker, ring=AuditSettings().signing_ring(),
+                quiet_s=quiet_s, progress=progress)
+            ok, text = ok and broker.ok, text + "\n" + broker.describe()
+    return ok, text
 
 
 def _table(rows: list[dict], columns: tuple[str, ...]) -> str:

@@ -1,5 +1,7 @@
 """Compliance queries over ``audit_events``: filtered search with keyset pagination, and the
-usage and cost report by day, team and model. SQLAlchemy Core, the same SQL shape on SQLite and
+usage and cost report by day, team and model (a result's team is its own request's: same
+request id and tenant; flagged rows — conflicting copies, unauthenticated or undecodable
+results — are not usage and are left out). SQLAlchemy Core, the same SQL shape on SQLite and
 PostgreSQL (only the day expression differs).
 
 Search pages are ordered by row id (insertion order) and continue after the last id of the
@@ -15,7 +17,7 @@ from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, and_, func, select
+from sqlalchemy import Select, and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from modelbus_audit.stored import StoredEvent
@@ -85,11 +87,13 @@ async def usage_report(connection: AsyncConnection, filters: Filters) -> list[di
     """Rows of day, team, model: requests, results, errors, tokens and cost, by day then cost."""
     callers = ev.alias("callers")
     teams = (
-        select(callers.c.request_id, func.max(callers.c.team).label("team"))
+        select(callers.c.request_id, callers.c.tenant, func.max(callers.c.team).label("team"))
         .where(callers.c.kind.in_(("request", "task")), callers.c.team.is_not(None))
-        .group_by(callers.c.request_id)
+        .group_by(callers.c.request_id, callers.c.tenant)
         .subquery("teams")
     )
+    same_request = and_(teams.c.request_id == ev.c.request_id,
+                        or_(teams.c.tenant == ev.c.tenant, ev.c.tenant.is_(None)))
     team_filter = [teams.c.team == filters.team] if filters.team else []
     result_filters = Filters(**{**filters.as_dict(), "team": None, "kind": None})
     day = _day(connection).label("day")
@@ -105,8 +109,9 @@ async def usage_report(connection: AsyncConnection, filters: Filters) -> list[di
             func.sum(func.coalesce(ev.c.output_tokens, 0)).label("output_tokens"),
             func.sum(func.coalesce(ev.c.cost_usd, 0.0)).label("cost_usd"),
         )
-        .select_from(ev.outerjoin(teams, teams.c.request_id == ev.c.request_id))
-        .where(and_(ev.c.kind == "result", *result_filters.clauses(), *team_filter))
+        .select_from(ev.outerjoin(teams, same_request))
+        .where(and_(ev.c.kind == "result", ev.c.flags.is_(None), *result_filters.clauses(),
+                    *team_filter))
         .group_by(day, teams.c.team, ev.c.provider, ev.c.model)
         .order_by(day, teams.c.team, ev.c.provider, ev.c.model)
     )

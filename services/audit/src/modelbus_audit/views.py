@@ -33,7 +33,8 @@ EXPORT_COLUMNS: tuple[str, ...] = (
     "kafka_offset", "ce_type", "ce_source", "part_id", "tenant", "team", "caller_user", "task",
     "provider", "model", "data_class", "status", "cost_usd", "input_tokens", "output_tokens",
     "policy_version", "error_code", "dlq_reason", "dlq_source_topic", "dlq_error", "body_size",
-    "body_sha256", "chain", "chain_seq", "row_hash", "purged_at", "body_excerpt", "payload",
+    "body_sha256", "chain", "chain_seq", "row_hash", "purged_at", "identity", "flags",
+    "signed_by", "auth_error", "body_excerpt", "payload",
 )
 
 

@@ -1,7 +1,8 @@
 """``modelbus audit``: show a lineage, search, report usage and cost, export, purge, verify.
 
 Every command reads the audit store directly (``--database-url``, else ``DATABASE_URL``, else
-the store a running ``modelbus run`` uses). Exports print their progress to stderr.
+the store a running ``modelbus run`` uses). Exports, and ``verify --against-broker`` (which
+reads every audited topic to its real end), print their progress to stderr.
 """
 
 from __future__ import annotations
@@ -37,7 +38,8 @@ def _filters(args: argparse.Namespace):
 def cmd_show(args: argparse.Namespace) -> int:
     from modelbus_audit.cli import show
 
-    print(asyncio.run(show(args.request_id, url=_url(args), as_json=args.json)))
+    print(asyncio.run(show(args.request_id, url=_url(args), as_json=args.json,
+                           tenant=args.tenant)))
     return 0
 
 
@@ -82,7 +84,18 @@ def cmd_purge(args: argparse.Namespace) -> int:
 def cmd_verify(args: argparse.Namespace) -> int:
     from modelbus_audit.cli import verify
 
-    ok, text = asyncio.run(verify(url=_url(args)))
+    bootstrap = None
+    if args.against_broker:
+        bootstrap = resolve(args.workdir, bootstrap=args.bootstrap).bootstrap
+
+    def progress(records: int, gaps: int, done: int, total: int) -> None:
+        print(f"\rbroker: {records} records read, {gaps} missing, {done}/{total} partitions "
+              "at their end", end="", file=sys.stderr, flush=True)
+
+    ok, text = asyncio.run(verify(url=_url(args), against_broker=bootstrap,
+                                  progress=progress, quiet_s=args.quiet_seconds))
+    if bootstrap:
+        print(file=sys.stderr)
     print(text)
     return 0 if ok else 1
 
@@ -100,6 +113,8 @@ def register(sub) -> None:
     show = audit.add_parser("show", help="print one request's lineage")
     show.add_argument("request_id")
     show.add_argument("--json", action="store_true")
+    show.add_argument("--tenant", default=None,
+                      help="the request's tenant (a request is tenant + request id)")
     show.set_defaults(func=cmd_show)
     search = audit.add_parser("search", help="events by tenant, team, user, model, time, ...")
     _add_filters(search)
@@ -122,6 +137,11 @@ def register(sub) -> None:
     purge.add_argument("--older-than-days", type=float, required=True)
     purge.set_defaults(func=cmd_purge)
     verify = audit.add_parser("verify", help="verify the tamper-evident hash chains")
+    verify.add_argument("--against-broker", action="store_true",
+                        help="also check that every record of every audited topic was stored")
+    verify.add_argument("--bootstrap", default=None, help="Kafka bootstrap servers")
+    verify.add_argument("--quiet-seconds", type=float, default=2.0,
+                        help="a partition is at its end when nothing new came for this long")
     verify.set_defaults(func=cmd_verify)
     for p in (show, search, report, export, purge, verify):
         p.add_argument("--database-url", default=None)
