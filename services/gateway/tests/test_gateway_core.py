@@ -14,6 +14,7 @@ from modelbus_gateway.errors import GatewayError
 from modelbus_gateway.gateway import Gateway
 from modelbus_gateway.idempotency import IdempotencyStore
 from modelbus_schemas import Caller, ChatMessage, ErrorCode, ErrorInfo, RequestEvent, ResponseEvent
+from modelbus_schemas.identity import scoped_id
 
 
 class Loop:
@@ -32,8 +33,8 @@ class Loop:
     def answer(self, request: RequestEvent, status: str = "ok") -> None:
         error = ErrorInfo(code=ErrorCode.UNKNOWN_TASK, message="x") if status == "error" else None
         self.gateway.on_response(ResponseEvent(
-            event_id=ResponseEvent.make_id(request.request_id), request_id=request.request_id,
-            status=status, output=f"answer to {request.messages[-1].content}", error=error,
+            event_id=ResponseEvent.make_id(scoped_id(request.caller.tenant, request.request_id)),
+            request_id=request.request_id, tenant=request.caller.tenant, status=status, output=f"answer to {request.messages[-1].content}", error=error,
             created_at=datetime.now(UTC)))
 
 

@@ -3,8 +3,9 @@
 Knows nothing of Kafka or HTTP: it is given a ``publish`` coroutine and is handed the
 responses that arrive on this instance's reply topic (:meth:`Gateway.on_response`).
 
-* the call joins the pending table under its request id *before* publishing, so a fast
-  response cannot be missed, and leaves it on answer, timeout or error (bounded memory);
+* the call joins the pending table under its (tenant, request id) — the tenant of the API
+  key — *before* publishing, so a fast response cannot be missed, and leaves it on answer,
+  timeout or error (bounded memory); only a response of that tenant completes it;
 * the wait ends at the latency budget plus a small grace: a call never hangs past its
   deadline (504), even when no component answers;
 * with an ``Idempotency-Key`` the call takes the key first; a retry of a call in flight
@@ -20,8 +21,9 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 
 from modelbus_schemas import RequestEvent, ResponseEvent
+from modelbus_schemas.identity import scoped_id
 
-from modelbus_gateway.correlation import PendingFull, PendingReplies
+from modelbus_gateway.correlation import PendingFull, PendingReplies, scope_of
 from modelbus_gateway.errors import GatewayError, deadline_exceeded, overloaded
 from modelbus_gateway.idempotency import (
     IdempotencyStore,
@@ -33,7 +35,7 @@ from modelbus_gateway.idempotency import (
 log = logging.getLogger(__name__)
 
 Publish = Callable[[RequestEvent], Awaitable[None]]
-LATE_WATCH = 10_000  # idempotent request ids whose late response is still worth storing
+LATE_WATCH = 10_000  # idempotent requests whose late response is still worth storing
 
 
 def call_fingerprint(request: RequestEvent) -> str:
@@ -53,13 +55,12 @@ class Gateway:
         self.grace_s = grace_ms / 1000
         self.poll_s = poll_ms / 1000
         self.closing = False
-        self._idempotent: OrderedDict[str, None] = OrderedDict()
+        self._idempotent: OrderedDict[str, None] = OrderedDict()  # scoped request ids
         self._tasks: set[asyncio.Task] = set()
 
     # -- responses from the reply topic -------------------------------------------------
     def on_response(self, response: ResponseEvent) -> None:
-        rid = response.request_id
-        if rid in self._idempotent and self.idempotency is not None:
+        if scope_of(response) in self._idempotent and self.idempotency is not None:
             task = asyncio.create_task(self._store(response))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
@@ -91,8 +92,8 @@ class Gateway:
         except IdempotencyUnavailable:
             raise overloaded("idempotency store unavailable") from None
         if not claimed.new:
-            return await self._wait_existing(claimed.request_id, timeout, budget_ms)
-        self._watch(request.request_id)
+            return await self._wait_existing(tenant, claimed.request_id, timeout, budget_ms)
+        self._watch(scoped_id(tenant, request.request_id))
         try:
             response = await self._send_and_wait(request, timeout, budget_ms)
         except GatewayError as exc:
@@ -106,8 +107,9 @@ class Gateway:
     async def _send_and_wait(self, request: RequestEvent, timeout: float, budget_ms: int
                              ) -> ResponseEvent:
         rid = request.request_id
+        scope = scoped_id(request.caller.tenant, rid)
         try:
-            future = self.pending.join(rid)
+            future = self.pending.join(scope)
         except PendingFull as exc:
             raise overloaded(str(exc)) from None
         try:
@@ -123,21 +125,24 @@ class Gateway:
         except TimeoutError:
             raise deadline_exceeded(budget_ms) from None
         finally:
-            self.pending.leave(rid)
+            self.pending.leave(scope)
 
-    async def _wait_existing(self, rid: str, timeout: float, budget_ms: int) -> ResponseEvent:
-        """A retry: the response of ``rid``, from this instance's table or from Redis."""
+    async def _wait_existing(self, tenant: str, rid: str, timeout: float, budget_ms: int
+                             ) -> ResponseEvent:
+        """A retry: the response of the tenant's ``rid``, from this instance's table or
+        from Redis."""
+        scope = scoped_id(tenant, rid)
         try:
-            future = self.pending.join(rid)
+            future = self.pending.join(scope)
         except PendingFull as exc:
             raise overloaded(str(exc)) from None
-        self._watch(rid)
+        self._watch(scope)
         loop = asyncio.get_running_loop()
         end = loop.time() + timeout
         try:
             while True:
                 try:
-                    stored = await self.idempotency.stored(rid)
+                    stored = await self.idempotency.stored(tenant, rid)
                 except IdempotencyUnavailable:
                     stored = None
                 if stored is not None:
@@ -151,11 +156,11 @@ class Gateway:
                 except TimeoutError:
                     continue
         finally:
-            self.pending.leave(rid)
+            self.pending.leave(scope)
 
-    def _watch(self, rid: str) -> None:
-        self._idempotent[rid] = None
-        self._idempotent.move_to_end(rid)
+    def _watch(self, scope: str) -> None:
+        self._idempotent[scope] = None
+        self._idempotent.move_to_end(scope)
         while len(self._idempotent) > LATE_WATCH:
             self._idempotent.popitem(last=False)
 

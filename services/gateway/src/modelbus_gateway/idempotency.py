@@ -3,8 +3,10 @@
 * :meth:`IdempotencyStore.claim` takes the key with ``SET NX`` (value: request id and a
   fingerprint of the call) or returns the request id already holding it. A key re-used for
   a *different* call is refused (409), as a retry must repeat its call.
-* The response of an idempotent call is kept under its request id (:meth:`store`), so a
-  retry after completion gets the same response, from any gateway instance.
+* The response of an idempotent call is kept under its (tenant, request id) —
+  :func:`~modelbus_schemas.identity.scoped_id` — (:meth:`store`), so a retry after
+  completion gets the same response, from any gateway instance, and never another
+  tenant's. Keys are built from ``scoped_id`` too (tenant + the key's digest).
 * An error response releases the key (as the router releases its own claim), so a later
   retry is a new attempt; the response stays stored for a retry that already waits on it.
 
@@ -17,6 +19,7 @@ import hashlib
 from dataclasses import dataclass
 
 from modelbus_schemas import DecodeError, ResponseEvent, decode, encode
+from modelbus_schemas.identity import scoped_id
 from redis.exceptions import RedisError
 
 KEY_PREFIX = "modelbus:gw:idem:"
@@ -54,7 +57,7 @@ class IdempotencyStore:
 
     @staticmethod
     def _key(tenant: str, key: str) -> str:
-        return f"{KEY_PREFIX}{tenant}:{hashlib.sha256(key.encode()).hexdigest()}"
+        return KEY_PREFIX + scoped_id(tenant, hashlib.sha256(key.encode()).hexdigest())
 
     async def claim(self, tenant: str, key: str, call: str, request_id: str) -> Claimed:
         """Take ``key`` for ``request_id``, or return the request id that holds it."""
@@ -81,14 +84,15 @@ class IdempotencyStore:
 
     async def store(self, response: ResponseEvent) -> None:
         try:
-            await self.redis.set(RESPONSE_PREFIX + response.request_id, encode(response),
-                                 ex=self.ttl_s)
+            await self.redis.set(RESPONSE_PREFIX + scoped_id(response.tenant,
+                                                             response.request_id),
+                                 encode(response), ex=self.ttl_s)
         except (RedisError, OSError) as exc:
             raise IdempotencyUnavailable(str(exc)) from exc
 
-    async def stored(self, request_id: str) -> ResponseEvent | None:
+    async def stored(self, tenant: str, request_id: str) -> ResponseEvent | None:
         try:
-            raw = await self.redis.get(RESPONSE_PREFIX + request_id)
+            raw = await self.redis.get(RESPONSE_PREFIX + scoped_id(tenant, request_id))
         except (RedisError, OSError) as exc:
             raise IdempotencyUnavailable(str(exc)) from exc
         if raw is None:

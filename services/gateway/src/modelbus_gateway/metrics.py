@@ -11,3 +11,7 @@ CALL_SECONDS = Histogram(
     buckets=(0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
 )
 PENDING = Gauge("modelbus_gateway_pending_calls", "Calls awaiting their response event")
+REPLIES_REFUSED = Counter(
+    "modelbus_gateway_replies_refused_total",
+    "Records on the reply topic never handed to a caller, by reason (unauthenticated: no "
+    "valid signature of a role allowed to answer; undecodable)", ["reason"])

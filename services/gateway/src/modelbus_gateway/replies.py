@@ -4,8 +4,13 @@ Each gateway instance owns one topic (``modelbus.responses.gateway-<instance>.v1
 its request events name as ``reply_to``; responses are handed to a callback. The consumer
 assigns all partitions and pins its position at the end *before* reporting ready, so no
 response to a call made after start can be missed. Nothing is committed: a call whose
-process restarted is gone with its HTTP connection. A record that does not decode is
-logged and skipped (the audit consumer records it anyway).
+process restarted is gone with its HTTP connection.
+
+Only a genuine response reaches a caller (:func:`accept`): the record's signature must
+verify under the service key ring and name a role allowed to answer on the topic
+(``writer_roles``: the router or the aggregator). An unsigned, forged or wrong-role record,
+and one that does not decode, is dropped with a warning and counted in
+``modelbus_gateway_replies_refused_total`` (the audit consumer records it anyway).
 
 Exposes ``start``/``stop``/``ready`` like the runtime's consumers, so the service runner
 starts it, reports readiness from it and stops it on shutdown (after ``before_stop``).
@@ -24,7 +29,11 @@ from aiokafka.errors import KafkaError
 from aiokafka.structs import TopicPartition
 from modelbus_runtime.kafka import ensure_topics
 from modelbus_runtime.settings import RuntimeSettings
+from modelbus_runtime.signing import KeyRing, Unauthenticated, verify
 from modelbus_schemas import DecodeError, ResponseEvent, decode
+from modelbus_schemas.topics import writer_roles
+
+from modelbus_gateway.metrics import REPLIES_REFUSED
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +42,27 @@ def reply_topic_for(instance_id: str) -> str:
     """The reply topic of an instance; the id is reduced to characters a topic name allows."""
     safe = re.sub(r"[^a-z0-9._-]+", "-", instance_id.lower()).strip("-._")[:200] or "default"
     return f"modelbus.responses.gateway-{safe}.v1"
+
+
+def accept(ring: KeyRing, topic: str, record) -> ResponseEvent | None:
+    """The response a reply-topic record carries, if it is genuine; else None (logged and
+    counted, never handed to a caller)."""
+    try:
+        role = verify(ring, topic=topic, key=record.key, value=record.value,
+                      headers=record.headers or (),
+                      allowed_roles=writer_roles(topic) or ())
+    except Unauthenticated as exc:
+        REPLIES_REFUSED.labels(reason="unauthenticated").inc()
+        log.warning("dropped a reply that is not authentic on %s@%s:%s: %s", topic,
+                    record.partition, record.offset, exc)
+        return None
+    try:
+        return decode(ResponseEvent, record.value)
+    except DecodeError as exc:
+        REPLIES_REFUSED.labels(reason="undecodable").inc()
+        log.warning("undecodable reply from %s on %s@%s:%s: %s", role, topic,
+                    record.partition, record.offset, exc)
+        return None
 
 
 class ReplyListener:
@@ -44,6 +74,7 @@ class ReplyListener:
         self.partitions = partitions
         self.on_response = on_response
         self.before_stop = before_stop
+        self.ring = settings.signing_ring()
         self.ready = False
         self._consumer: AIOKafkaConsumer | None = None
         self._task: asyncio.Task | None = None
@@ -88,13 +119,9 @@ class ReplyListener:
                 continue
             for records in batches.values():
                 for record in records:
-                    try:
-                        response = decode(ResponseEvent, record.value)
-                    except DecodeError as exc:
-                        log.warning("undecodable record on %s@%s: %s", self.topic,
-                                    record.offset, exc)
-                        continue
-                    self.on_response(response)
+                    response = accept(self.ring, self.topic, record)
+                    if response is not None:
+                        self.on_response(response)
 
     async def stop(self) -> None:
         if self.before_stop is not None:
