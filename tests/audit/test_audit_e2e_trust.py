@@ -5,6 +5,8 @@ worker → simulator → aggregator, audited into SQLite):
   request's task, result and response (bare and tenant-scoped forms), sent before the real
   request — leaves the lineage complete: every real step stored and genuine, the junk stored
   as flagged rows;
+* a policy's reply topic (``replies.*``) is audited; an unsigned response there is stored,
+  flagged ``unauthenticated`` and kept out of the lineage;
 * ``modelbus audit verify --against-broker`` passes once an audit of its own (fresh consumer
   group and store, so it reads the session broker's whole history) has caught up, and fails
   naming topic, partition, offset and request id when one audit row is deleted.
@@ -14,15 +16,20 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sqlite3
 import subprocess
 import sys
 import time
 import uuid
+from datetime import UTC, datetime
 
 import pytest
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from modelbus_audit.lineage import build_lineage
 from modelbus_audit.store import AuditStore
+from modelbus_runtime.signing import KeyRing, Signer
+from modelbus_schemas import ResponseEvent, encode
 from modelbus_schemas.identity import scoped_id
 from sqlalchemy.engine import make_url
 
@@ -122,3 +129,47 @@ def test_verify_against_broker_names_a_deleted_row(sqlite_stack, tricked_request
     assert f"missing: {topic}[{partition}]@{offset}  request_id={rid}" in failed.stdout
     assert "against the broker MISSING RECORDS" in failed.stdout
     assert "1 missing from the store" in failed.stdout
+
+
+def test_reply_topics_are_audited_and_unsigned_replies_flagged(sqlite_stack):
+    """A policy's reply topic (``replies.*``) is audited: a response the aggregator signed is
+    a genuine step; an unsigned copy with other text is stored, flagged, kept out."""
+    rid = f"reply-{uuid.uuid4().hex[:8]}"
+    topic = f"replies.acme.{uuid.uuid4().hex[:6]}"
+    ring = KeyRing.parse(os.environ["MODELBUS_SIGNING_KEYS"])
+
+    def response(text: str) -> bytes:
+        return encode(ResponseEvent(
+            event_id=ResponseEvent.make_id(scoped_id("acme", rid)), request_id=rid,
+            tenant="acme", status="ok", output=text, created_at=datetime.now(UTC)))
+
+    async def run():
+        admin = AIOKafkaAdminClient(bootstrap_servers=sqlite_stack.bootstrap)
+        await admin.start()
+        try:
+            await admin.create_topics([NewTopic(topic, 1, 1)])
+        finally:
+            await admin.close()
+        forged, real = response("forged"), response("the real answer")
+        async with Upstream(sqlite_stack.bootstrap) as upstream:
+            await upstream.producer.send_and_wait(topic, forged, key=rid.encode())
+            signature = Signer(ring, "aggregator").header(topic, rid.encode(), real, None, None)
+            await upstream.producer.send_and_wait(topic, real, key=rid.encode(),
+                                                  headers=[signature])
+        store = await AuditStore.open(sqlite_stack.database_url)
+        try:
+            for _ in range(240):
+                events = await store.lineage(rid, tenant="acme")
+                if len(events) == 2:
+                    return events
+                await asyncio.sleep(0.25)
+            raise AssertionError(f"{topic} was not audited: {events}")
+        finally:
+            await store.close()
+
+    events = asyncio.run(run())
+    lineage = build_lineage(rid, events)
+    assert [(e.topic, e.payload["output"], e.signed_by) for e in lineage.responses] == [
+        (topic, "the real answer", "aggregator")]
+    assert [(e.flags, e.payload["output"]) for e in lineage.flagged] == [
+        ("unauthenticated", "forged")]

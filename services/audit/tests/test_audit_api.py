@@ -183,3 +183,21 @@ async def test_openapi_document_lists_every_endpoint_and_the_key_scheme(api):
         "/v1/requests/{request_id}/lineage", "/v1/requests/{request_id}/text", "/v1/events",
         "/v1/reports/usage", "/v1/export", "/v1/verify"}
     assert doc["components"]["securitySchemes"]["APIKeyHeader"]["name"] == "X-API-Key"
+
+
+async def test_lineage_is_per_tenant_and_an_ambiguous_request_id_is_refused(
+        api, store, new_flow):
+    rid = "shared-id"
+    await store.write(new_flow(rid, tenant="acme").records()
+                      + new_flow(rid, tenant="globex").records())
+    ambiguous = await api.get(f"/v1/requests/{rid}/lineage", headers=_as(COMPLIANCE))
+    assert ambiguous.status_code == 409 and "acme, globex" in ambiguous.json()["detail"]
+    one = await api.get(f"/v1/requests/{rid}/lineage", params={"tenant": "globex"},
+                        headers=_as(OPS))
+    assert one.status_code == 200
+    body = one.json()
+    assert body["tenant"] == "globex" and body["request"]["tenant"] == "globex"
+    assert body["events"] == 6 and len(body["responses"]) == 1
+    search = await api.get("/v1/events", params={"request_id": rid, "tenant": "acme"},
+                           headers=_as(OPS))
+    assert {e["tenant"] for e in search.json()["items"]} == {"acme"}
