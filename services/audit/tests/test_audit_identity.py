@@ -176,3 +176,13 @@ async def test_usage_report_counts_neither_forged_results_nor_other_tenants_team
     rows = await store.usage_report(Filters(tenant="acme"))
     assert round(sum(r["cost_usd"] for r in rows), 6) == 0.00012  # the forged $5 not counted
     assert {r["team"] for r in rows} == {"support"}  # not globex's "zeta"
+
+
+async def test_a_forged_record_naming_another_tenant_does_not_split_the_lineage(store, flow):
+    event = decode(ResultEvent, flow.results[0].value)
+    forged = replace(flow.results[0], offset=flow.results[0].offset + 500,
+                     value=encode(event.model_copy(update={"tenant": "evil"})))
+    await store.write([record(m, None) for m in flow.messages] + [record(forged)])
+    [lineage] = by_tenant(flow.request_id, await store.lineage(flow.request_id))
+    assert lineage.tenant == "acme"
+    assert [(e.tenant, e.flags) for e in lineage.flagged] == [("evil", "conflict,unauthenticated")]

@@ -115,12 +115,14 @@ def build_lineage(request_id: str, events: list[StoredEvent],
 
 
 def by_tenant(request_id: str, events: list[StoredEvent]) -> list[Lineage]:
-    """One lineage per tenant that has rows for ``request_id`` (a single one when at most one
-    tenant does); rows that name no tenant go with every tenant's lineage."""
-    tenants = sorted({e.tenant for e in events if e.tenant is not None})
+    """One lineage per tenant with genuine rows for ``request_id`` (a single one when at most
+    one tenant has); rows of no such tenant (no tenant, or flagged rows naming another one:
+    a forged record does not make a request id ambiguous) go with every tenant's lineage."""
+    named = {e.tenant for e in events if e.tenant is not None and e.genuine}
+    tenants = sorted(named or {e.tenant for e in events if e.tenant is not None})
     if len(tenants) <= 1:
         return [build_lineage(request_id, events, tenants[0] if tenants else None)]
-    loose = [e for e in events if e.tenant is None]
+    loose = [e for e in events if e.tenant not in tenants]
     return [build_lineage(request_id, [e for e in events if e.tenant == t] + loose, t)
             for t in tenants]
 
