@@ -27,7 +27,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import and_, func, insert, or_, select, update
+from sqlalchemy import func, insert, or_, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -136,12 +136,14 @@ class AuditStore:
     async def _placed(self, connection: AsyncConnection,
                       records: list[AuditRecord]) -> list[AuditRecord]:
         """The records to insert, with their row keys and conflict flags (see module doc)."""
-        known = await self._known(connection, sorted({r.identity_key for r in records}))
+        known, legacy = await self._known(
+            connection, sorted({r.identity_key for r in records}),
+            sorted({r.ce_id for r in records if r.ce_id}))
         fresh: list[AuditRecord] = []
         for record in records:
             seen = known.setdefault(record.identity_key, [])
             mine = (record.body_sha256, record.unauthenticated)
-            if mine in seen:
+            if mine in seen or _stored_before_0003(record, legacy):
                 continue
             conflict = bool(seen) if record.unauthenticated else any(not u for _, u in seen)
             seen.append(mine)
@@ -157,23 +159,26 @@ class AuditStore:
         return placed
 
     @staticmethod
-    async def _known(connection: AsyncConnection,
-                     identities: list[str]) -> dict[str, list[tuple[str | None, bool]]]:
-        """(content hash, unauthenticated) of every stored row of each identity."""
+    async def _known(connection: AsyncConnection, identities: list[str],
+                     legacy_ids: list[str] = ()) -> tuple[dict, dict]:
+        """(content hash, unauthenticated) of every stored row of each identity; and the
+        content hashes of rows stored before revision 0003 (no identity: keyed by the
+        ``event_id`` they had then, the ``ce_id``) among ``legacy_ids``."""
         found: dict[str, list[tuple[str | None, bool]]] = defaultdict(list)
+        legacy: dict[str, set[str | None]] = defaultdict(set)
+        ev = audit_events.c
+        columns = (ev.identity, ev.event_id, ev.body_sha256, ev.flags)
         for start in range(0, len(identities), ID_LOOKUP_CHUNK):
             chunk = identities[start : start + ID_LOOKUP_CHUNK]
-            result = await connection.execute(
-                select(audit_events.c.identity, audit_events.c.event_id,
-                       audit_events.c.body_sha256, audit_events.c.flags)
-                .where(or_(audit_events.c.identity.in_(chunk),
-                           and_(audit_events.c.identity.is_(None),
-                                audit_events.c.event_id.in_(chunk))))
-            )
-            for row in result:
+            for row in await connection.execute(select(*columns).where(ev.identity.in_(chunk))):
                 unauthenticated = UNAUTHENTICATED in flag_set(row.flags)
-                found[row.identity or row.event_id].append((row.body_sha256, unauthenticated))
-        return dict(found)
+                found[row.identity].append((row.body_sha256, unauthenticated))
+        for start in range(0, len(legacy_ids), ID_LOOKUP_CHUNK):
+            chunk = list(legacy_ids[start : start + ID_LOOKUP_CHUNK])
+            query = select(*columns).where(ev.identity.is_(None), ev.event_id.in_(chunk))
+            for row in await connection.execute(query):
+                legacy[row.event_id].add(row.body_sha256)
+        return dict(found), dict(legacy)
 
     @staticmethod
     async def _stored_ids(connection: AsyncConnection, event_ids: list[str]) -> set[str]:
@@ -259,8 +264,10 @@ class AuditStore:
         """Whether a row of ``record``'s identity with the same content and authenticity is
         stored (so a redelivered copy at another offset was deliberately not stored again)."""
         async with self._translate_errors("read"), self.engine.connect() as connection:
-            known = await self._known(connection, [record.identity_key])
-        return (record.body_sha256, record.unauthenticated) in known.get(record.identity_key, [])
+            known, legacy = await self._known(connection, [record.identity_key],
+                                              [record.ce_id] if record.ce_id else [])
+        mine = (record.body_sha256, record.unauthenticated)
+        return mine in known.get(record.identity_key, []) or _stored_before_0003(record, legacy)
 
     async def count(self) -> int:
         """How many rows the store holds."""
@@ -292,6 +299,13 @@ class _ErrorTranslation:
         if isinstance(exc, DBAPIError):
             raise AuditStoreError(f"audit store {self.action} failed: {_short(exc)}") from exc
         return False
+
+
+def _stored_before_0003(record: AuditRecord, legacy: dict[str, set[str | None]]) -> bool:
+    """The same content stored before revision 0003, under its ``ce_id`` (a redelivery across
+    the upgrade is not stored twice)."""
+    return bool(record.ce_id and record.body_sha256
+                and record.body_sha256 in legacy.get(record.ce_id, ()))
 
 
 def _row_keys(record: AuditRecord) -> tuple[str, ...]:
