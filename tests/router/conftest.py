@@ -14,7 +14,8 @@ from modelbus_cli.stack import Stack
 def router_stack(tmp_path_factory, kafka_bootstrap, redis_url):
     started: list[Stack] = []
 
-    def start(policy_text: str, workers: tuple[str, ...] = ()) -> Stack:
+    def start(policy_text: str, workers: tuple[str, ...] = (),
+              env: dict[str, str] | None = None) -> Stack:
         workdir = tmp_path_factory.mktemp(f"router-{uuid.uuid4().hex[:6]}")
         policy = workdir / "policy.yaml"
         policy.write_text(policy_text)
@@ -27,7 +28,7 @@ def router_stack(tmp_path_factory, kafka_bootstrap, redis_url):
                 stack.start_service(f"worker-{provider}", "modelbus_adapter_worker.app",
                                     stack.worker_env(provider))
         stack.start_service("router", "modelbus_router.app",
-                            {"MODELBUS_POLICY_PATH": str(policy)})
+                            {"MODELBUS_POLICY_PATH": str(policy), **(env or {})})
         stack.wait_ready()
         return stack
 

@@ -13,7 +13,14 @@ from modelbus_router.engine import RouterEngine, budget_limits
 from modelbus_router.reload import PolicySource
 from modelbus_runtime.model_stats import ModelStats
 from modelbus_runtime.response_cache import ResponseCache
-from modelbus_schemas import ErrorCode, RequestEvent, ResponseEvent
+from modelbus_schemas import (
+    ApprovalDecisionEvent,
+    ErrorCode,
+    RequestEvent,
+    ResponseEvent,
+    TaskEvent,
+)
+from modelbus_schemas.identity import scoped_id
 
 POLICY = """
 catalog:
@@ -32,6 +39,9 @@ routes:
   checked:
     targets: [{model: a}]
     guardrails: {output: {deny_list: {terms: ["forbidden"]}}}
+  gated:
+    targets: [{model: a}]
+    guardrails: {approval: {metadata: {approval: required}}}
 """
 
 
@@ -90,7 +100,10 @@ async def test_the_same_idempotency_key_on_another_request_is_a_duplicate(engine
                                     idempotency_key=key))
     dup = await engine.route(_request("pay", team, idempotency_key=key))
     assert not dup.tasks and dup.response.error.code == ErrorCode.DUPLICATE_REQUEST
-    assert original.tasks[0].request_id in dup.response.error.message
+    assert f"idempotency key {key!r}" in dup.response.error.message
+    assert original.tasks[0].request_id not in dup.response.error.message
+    assert dup.response.event_id != ResponseEvent.make_id(
+        scoped_id(dup.response.tenant, dup.response.request_id)), "never the real answer's id"
     other_tenant = _request("pay", _team(), idempotency_key=key)
     assert (await engine.route(other_tenant)).tasks, "keys are per tenant"
 
@@ -123,7 +136,9 @@ async def test_a_cache_hit_is_answered_without_dispatch_and_never_across_tenants
     assert not hit.tasks and hit.response.cache_hit is True
     assert hit.response.output == "cached answer" and hit.response.cost_usd == 0
     assert hit.response.request_id == again.request_id
-    assert hit.response.event_id == ResponseEvent.make_id(again.request_id)
+    assert hit.response.event_id == ResponseEvent.make_id(
+        scoped_id(again.caller.tenant, again.request_id))
+    assert hit.response.tenant == again.caller.tenant
     elsewhere = await engine.route(_request("cached", _team()))
     assert elsewhere.tasks, "another tenant misses"
 
@@ -186,6 +201,78 @@ async def test_tasks_tell_the_aggregator_whether_a_guard_record_exists(engine):
     checked = await engine.route(_request("checked", team))
     assert [t.plan.guard_record for t in plain.tasks] == [False]
     assert [t.plan.guard_record for t in checked.tasks] == [True]
+    task = checked.tasks[0]
     stored = await engine.guard_records.redis.exists(
-        f"modelbus:guard:{{{checked.tasks[0].request_id}}}")
+        f"modelbus:guard:{{{scoped_id(task.tenant, task.request_id)}}}")
     assert stored == 1
+
+
+def _as(tenant: str, rid: str, text: str = "hello", task: str = "pay", **kw) -> RequestEvent:
+    return RequestEvent(request_id=rid, task=task, messages=[{"role": "user", "content": text}],
+                        caller={"tenant": tenant, "team": _team()},
+                        params={"max_tokens": 1000}, **kw)
+
+
+async def test_two_tenants_with_one_request_id_get_their_own_task_ids_and_holds(engine):
+    rid, n = f"xt-{uuid.uuid4().hex[:8]}", uuid.uuid4().hex[:6]
+    one, two = await engine.route(_as(f"one-{n}", rid)), await engine.route(_as(f"two-{n}", rid))
+    assert one.tasks and two.tasks
+    assert one.tasks[0].event_id == TaskEvent.make_id(scoped_id(f"one-{n}", rid), 0)
+    assert two.tasks[0].event_id == TaskEvent.make_id(scoped_id(f"two-{n}", rid), 0)
+    assert one.tasks[0].budget_hold.hold_id != two.tasks[0].budget_hold.hold_id
+
+
+async def test_a_colon_in_a_tenant_name_does_not_collide_with_another_tenants_key(engine):
+    n = uuid.uuid4().hex[:6]
+    first = _as(f"acme{n}:x", f"colon-a-{n}", idempotency_key="K77")
+    second = _as(f"acme{n}", f"colon-b-{n}", idempotency_key="x:K77")
+    assert (await engine.route(first)).tasks
+    await engine.published(first)
+    routed = await engine.route(second)
+    assert routed.response is None, routed.response and routed.response.error
+    assert routed.tasks, "another tenant's key, however it is spelt, is not a duplicate"
+
+
+async def test_reusing_a_request_id_for_other_content_is_a_duplicate_naming_only_its_own(
+        engine):
+    tenant, rid = f"dup-{uuid.uuid4().hex[:6]}", f"dup-{uuid.uuid4().hex[:8]}"
+    original = _as(tenant, rid, "original question")
+    assert (await engine.route(original)).tasks
+    await engine.published(original)
+    dup = await engine.route(_as(tenant, rid, "a different question"))
+    assert not dup.tasks and dup.response is not None
+    assert dup.response.error.code == ErrorCode.DUPLICATE_REQUEST
+    assert dup.response.error.message == (
+        f"duplicate request: request id {rid!r} was already used by this tenant for a "
+        "request with other content")
+    assert dup.response.tenant == tenant and dup.response.request_id == rid
+    assert dup.response.event_id != ResponseEvent.make_id(scoped_id(tenant, rid))
+
+
+async def test_parked_requests_are_kept_per_tenant(engine):
+    rid, n = f"park-{uuid.uuid4().hex[:8]}", uuid.uuid4().hex[:6]
+    gated = {"task": "gated", "metadata": {"approval": "required"}}
+    one = await engine.route(_as(f"one-{n}", rid, "tenant one's question", **gated))
+    assert one.approval is not None and one.approval.caller.tenant == f"one-{n}"
+    assert one.approval.event_id.startswith(scoped_id(f"one-{n}", rid))
+    two = await engine.route(_as(f"two-{n}", rid, "tenant two's question", **gated))
+    assert two.approval is not None and two.approval.event_id != one.approval.event_id
+    parked = await engine.approvals.state(scoped_id(f"two-{n}", rid))
+    assert parked.request.messages[0].content == "tenant two's question"
+    # a decision that names no tenant cannot tell the two apart: it changes nothing
+    decision = ApprovalDecisionEvent(request_id=rid, approved=True, approver="carol",
+                                     decided_at=datetime.now(UTC))
+    assert (await engine.on_approval(decision)).request is None
+    for tenant in (f"one-{n}", f"two-{n}"):
+        assert (await engine.approvals.state(scoped_id(tenant, rid))).state == "pending"
+
+
+async def test_a_decision_without_a_tenant_applies_when_one_tenant_parked_the_id(engine):
+    rid, tenant = f"park-{uuid.uuid4().hex[:8]}", f"solo-{uuid.uuid4().hex[:6]}"
+    request = _as(tenant, rid, "please", task="gated", metadata={"approval": "required"})
+    assert (await engine.route(request)).approval is not None
+    decision = ApprovalDecisionEvent(request_id=rid, approved=True, approver="carol",
+                                     decided_at=datetime.now(UTC))
+    outcome = await engine.on_approval(decision)
+    assert outcome.request == request and outcome.tasks
+    assert outcome.tasks[0].event_id == TaskEvent.make_id(scoped_id(tenant, rid), 0)

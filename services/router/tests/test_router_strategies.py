@@ -10,6 +10,7 @@ from modelbus_router.policy import parse_policy
 from modelbus_router.strategies import StrategyInputs
 from modelbus_runtime.model_stats import Stats
 from modelbus_schemas import RequestEvent, TaskEvent
+from modelbus_schemas.identity import scoped_id
 
 CATALOG = """
 catalog:
@@ -37,7 +38,8 @@ def test_single_takes_the_first_eligible_target_and_records_the_others():
     routed = plan(_request(), _policy("  t: {targets: [{model: cheap}, {model: mid}]}"))
     [task] = routed.tasks
     assert _refs([task]) == ["openai/cheap"] and task.plan.mode == "single"
-    assert task.fallbacks == [] and task.event_id == TaskEvent.make_id("r-1", 0)
+    assert task.fallbacks == []
+    assert task.event_id == TaskEvent.make_id(scoped_id("default", "r-1"), 0)
     assert [(r.model, r.reason) for r in routed.decision.rejected] == [
         ("mid", "single: not selected")]
 
@@ -137,7 +139,9 @@ def test_ensemble_fans_out_n_parts_with_the_aggregation_spec():
     assert _refs(routed.tasks) == ["openai/cheap", "gemini/mid"]
     assert [t.part_id for t in routed.tasks] == [0, 1]
     assert all(t.parts_total == 2 and t.plan.mode == "ensemble" for t in routed.tasks)
-    assert [t.event_id for t in routed.tasks] == ["r-1:task:0", "r-1:task:1"]
+    assert [t.event_id for t in routed.tasks] == [
+        TaskEvent.make_id(scoped_id("default", "r-1"), 0),
+        TaskEvent.make_id(scoped_id("default", "r-1"), 1)]
     assert routed.tasks[0].plan.ensemble.strategy == "majority"
     assert routed.tasks[0].plan.ensemble.quorum == 2
     assert [r.model for r in routed.decision.rejected] == ["strong"]
@@ -158,7 +162,8 @@ def test_cascade_dispatches_tier_zero_with_every_tier_and_check_in_the_plan():
     assert [t.target.ref() for t in tiers] == ["openai/cheap", "gemini/mid", "anthropic/strong"]
     assert tiers[0].check.min_chars == 20 and tiers[1].check.pattern == "^OK"
     assert tiers[-1].check is None, "the last tier has nothing to escalate to"
-    assert task.parts_total == 1 and task.event_id == TaskEvent.make_id("r-1", 0, step=0)
+    assert task.parts_total == 1
+    assert task.event_id == TaskEvent.make_id(scoped_id("default", "r-1"), 0, step=0)
 
 
 def test_chain_dispatches_stage_zero_with_every_stage_in_the_plan():

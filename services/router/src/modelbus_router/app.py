@@ -1,7 +1,14 @@
-"""Router composition root: consume requests, route them with the engine, publish the tasks
+"""Router composition root: consume requests, admit them (whose request it is, and whether it
+may be answered on its reply topic: :func:`modelbus_router.identity.admit`; a refusal is an
+error response on ``modelbus.responses.v1``), route them with the engine, publish the tasks
 (or the one response: an error or a cache hit; or, for a request the approval gate parks,
 the approval request), then complete the idempotency claim. A second consumer reads the
-approvers' decisions and publishes what routing the parked request produced."""
+approvers' decisions and publishes what routing the parked request produced.
+
+Settings beyond the runtime's: ``MODELBUS_POLICY_PATH``, ``MODELBUS_TENANT_KEYS`` /
+``MODELBUS_TENANT_KEYS_FILE`` (signed-request mode, :mod:`modelbus_router.identity`) and
+``MODELBUS_REPLY_TOPICS_TTL_S`` (how long the broker's topic list is trusted,
+:mod:`modelbus_router.topic_directory`)."""
 
 from __future__ import annotations
 
@@ -16,12 +23,21 @@ from modelbus_runtime.redis import build_redis
 from modelbus_runtime.service import Service, ServiceContext, run_service
 from modelbus_runtime.settings import RuntimeSettings
 from modelbus_schemas import ApprovalDecisionEvent, RequestEvent
-from modelbus_schemas.topics import APPROVALS_DECISIONS, APPROVALS_PENDING, REQUESTS, tasks_topic
+from modelbus_schemas.topics import (
+    APPROVALS_DECISIONS,
+    APPROVALS_PENDING,
+    REQUESTS,
+    RESPONSES,
+    tasks_topic,
+)
 from pydantic import Field
 
 from modelbus_router.engine import Outcome, RouterEngine
+from modelbus_router.errors import RoutingError
+from modelbus_router.identity import Identity, admit, load_tenant_keys
 from modelbus_router.policy import PolicyError, load_policy
 from modelbus_router.reload import PolicySource
+from modelbus_router.topic_directory import BrokerTopics
 
 
 class RouterSettings(RuntimeSettings):
@@ -29,6 +45,11 @@ class RouterSettings(RuntimeSettings):
     policy_reload_s: float = Field(default=1.0, gt=0, description="how often to check the file")
     approvals_fetch_max_wait_ms: int = Field(default=250, gt=0,
                                              description="long poll of the approvals consumer")
+    tenant_keys: str | None = Field(default=None, repr=False, description=(
+        "signed-request mode: <tenant>=<kid>:<secret>[;<kid>:<secret>] lines"))
+    tenant_keys_file: str | None = Field(default=None, description="the same, from a file")
+    reply_topics_ttl_s: float = Field(default=5.0, gt=0,
+                                      description="how long the broker's topic list is kept")
 
 
 async def build(ctx: ServiceContext) -> Service:
@@ -37,11 +58,24 @@ async def build(ctx: ServiceContext) -> Service:
     redis = build_redis(settings)
     engine = RouterEngine(policies, redis, health=CircuitBreakers(redis))
     producer = ctx.producer
+    identity = Identity(settings.signing_ring(),
+                        load_tenant_keys(settings.tenant_keys, settings.tenant_keys_file))
+    topics = BrokerTopics(settings.kafka_bootstrap_servers, ttl_s=settings.reply_topics_ttl_s)
     watcher = asyncio.create_task(policies.watch(settings.policy_reload_s))
 
     async def handle(message: Inbound) -> None:
         request = message.decode(RequestEvent)
-        await emit(request, await engine.route(request), message.passthrough_headers())
+        carry = message.passthrough_headers()
+        try:
+            await admit(identity, policies.current.reply_topics, topics, request,
+                        topic=message.topic, key=message.key, value=message.value,
+                        headers=message.headers)
+        except RoutingError as exc:  # never routed, never answered where it asked
+            refusal = engine.refusal(request, exc)
+            await producer.publish(RESPONSES, refusal, key=request.request_id,
+                                   event_id=refusal.event_id, headers=carry)
+            return
+        await emit(request, await engine.route(request), carry)
 
     async def handle_decision(message: Inbound) -> None:
         outcome = await engine.on_approval(message.decode(ApprovalDecisionEvent))
@@ -71,6 +105,7 @@ async def build(ctx: ServiceContext) -> Service:
         with contextlib.suppress(asyncio.CancelledError):
             await watcher
         await redis.aclose()
+        await topics.close()
 
     consumer = EventConsumer(
         ctx.settings, group_id="modelbus-router", topics=[REQUESTS], dlq=ctx.dlq, handler=handle
@@ -89,8 +124,12 @@ def main() -> None:
     settings = RouterSettings()
     try:
         load_policy(settings.policy_path)
+        load_tenant_keys(settings.tenant_keys, settings.tenant_keys_file)
     except PolicyError as exc:
         print(f"router: refusing to start: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    except (OSError, ValueError) as exc:  # the message names the entry, never a secret
+        print(f"router: refusing to start: tenant keys: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
     run_service("router", settings, build)
 

@@ -1,8 +1,15 @@
 """The router's use case: one request in, tasks to dispatch or one response out.
 
-Order of work for a request (each step's side effect is idempotent by request id):
+Identity is (tenant, request id): every Redis key, hold id and event id naming a request is
+built from :func:`scope_of` (:func:`modelbus_schemas.identity.scoped_id`), and every
+response carries the tenant. Before :meth:`RouterEngine.route`, ``app.py`` admits the
+request (:func:`modelbus_router.identity.admit`: whose it is, where it may be answered) and
+answers a refusal with :meth:`RouterEngine.refusal`.
 
-1. claim the idempotency key (``done`` → nothing to do; another request holds it → error);
+Order of work for a request (each step's side effect is idempotent by its scoped id):
+
+1. claim the request id and idempotency key (``done`` → nothing to do; held by other
+   content → ``duplicate_request``, see :mod:`modelbus_router.idempotency`);
 2. resolve the route (unknown task, RBAC), screen the input under the route's guardrails
    (size, secrets, prompt injection, personal data: deny, redact or flag; see
    :mod:`modelbus_router.guardrails`) and admit it under the team's quotas;
@@ -41,6 +48,7 @@ from modelbus_schemas import (
     ResponseEvent,
     TaskEvent,
 )
+from modelbus_schemas.identity import scoped_id
 from prometheus_client import Counter
 
 from modelbus_router.errors import RoutingError
@@ -55,7 +63,7 @@ from modelbus_router.guardrails import (
     with_output_checks,
 )
 from modelbus_router.guardrails.surfaces import reaches_hosted
-from modelbus_router.idempotency import Idempotency
+from modelbus_router.idempotency import Idempotency, fingerprint
 from modelbus_router.planner import Resolved, RoutedPlan, build, resolve
 from modelbus_router.policy import Policy
 from modelbus_router.quotas import QuotaExceeded, Quotas
@@ -97,8 +105,8 @@ def budget_limits(policy: Policy, request: RequestEvent) -> list[BudgetLimit]:
         if spec.scope == "tenant" and spec.name in ("*", caller.tenant):
             limits.append(BudgetLimit(f"tenant:{caller.tenant}", spec.period, spec.limit_usd))
         elif spec.scope == "team" and caller.team and spec.name in ("*", caller.team):
-            limits.append(BudgetLimit(f"team:{caller.tenant}/{caller.team}", spec.period,
-                                      spec.limit_usd))
+            limits.append(BudgetLimit(f"team:{scoped_id(caller.tenant, caller.team)}",
+                                      spec.period, spec.limit_usd))
     return limits
 
 
@@ -110,12 +118,22 @@ def _with_findings(routed: RoutedPlan, findings: list[GuardrailFinding]) -> Rout
     return dataclasses.replace(routed, decision=decision, tasks=tasks)
 
 
+def scope_of(request: RequestEvent) -> str:
+    """The request's identity inside modelbus: (tenant, request id), unambiguously."""
+    return scoped_id(request.caller.tenant, request.request_id)
+
+
 def error_response(request: RequestEvent, code: ErrorCode, message: str,
-                   policy_version: str | None) -> ResponseEvent:
+                   policy_version: str | None, *, variant: str | None = None) -> ResponseEvent:
+    """``variant`` sets an answer apart from the request's one response (a duplicate, a
+    refusal before routing), so that it never shares the event id of the real answer."""
+    event_id = ResponseEvent.make_id(scope_of(request))
     return ResponseEvent(
-        event_id=ResponseEvent.make_id(request.request_id), request_id=request.request_id,
-        task=request.task, status="error", error=ErrorInfo(code=code, message=message[:4096]),
-        policy_version=policy_version, created_at=datetime.now(UTC),
+        event_id=f"{event_id}:{variant}" if variant else event_id,
+        request_id=request.request_id,
+        tenant=request.caller.tenant, task=request.task, status="error",
+        error=ErrorInfo(code=code, message=message[:4096]), policy_version=policy_version,
+        created_at=datetime.now(UTC),
     )
 
 
@@ -142,9 +160,8 @@ class RouterEngine:
         if claim.state == "duplicate":
             DECISIONS.labels(route=request.task, outcome="duplicate").inc()
             return Outcome(response=error_response(
-                request, ErrorCode.DUPLICATE_REQUEST,
-                f"duplicate: idempotency key already used by request {claim.owner!r}",
-                policy.version))
+                request, ErrorCode.DUPLICATE_REQUEST, claim.message(request), policy.version,
+                variant=f"duplicate:{fingerprint(request)}"))
         try:
             outcome = await self._route(policy, request)
         except RoutingError as exc:
@@ -161,6 +178,13 @@ class RouterEngine:
                  "cache_hit" if outcome.response else "dispatched")
         DECISIONS.labels(route=request.task, outcome=label).inc()
         return outcome
+
+    def refusal(self, request: RequestEvent, exc: RoutingError) -> ResponseEvent:
+        """The answer to a request refused before routing (identity, reply topic): for the
+        default reply topic, with an id of its own (nothing was claimed or reserved)."""
+        DECISIONS.labels(route=request.task, outcome=exc.code.value).inc()
+        return error_response(request, exc.code, str(exc), self.policies.current.version,
+                              variant=f"refused:{fingerprint(request)}")
 
     async def on_approval(self, decision: ApprovalDecisionEvent) -> Outcome:
         """Record an approver's decision (the first one stands) and route the parked request
@@ -193,7 +217,7 @@ class RouterEngine:
         routed = await self._build(policy, resolved, request)
         reasons = approval_reasons(guards.approval, request, routed.estimated_cost_usd)
         if reasons:
-            parked = await self.approvals.state(request.request_id)
+            parked = await self.approvals.state(scope_of(request))
             if parked is None or parked.state == "pending":
                 event = await self.approvals.park(original, guards.approval, reasons,
                                                   routed.estimated_cost_usd, policy.version)
@@ -219,10 +243,8 @@ class RouterEngine:
         hold = None
         if limits:
             try:
-                hold = await self.budgets.reserve(
-                    f"{request.caller.tenant}:{request.request_id}", limits,
-                    routed.estimated_cost_usd,
-                )
+                hold = await self.budgets.reserve(scope_of(request), limits,
+                                                  routed.estimated_cost_usd)
             except BudgetExceeded as exc:
                 raise RoutingError(ErrorCode.BUDGET_EXCEEDED, str(exc)) from None
         # the plan tells the aggregator whether to look for a guard record (saves a lookup)
@@ -230,7 +252,7 @@ class RouterEngine:
         tasks = [t.model_copy(update={
             "budget_hold": hold or t.budget_hold,
             "plan": t.plan.model_copy(update={"guard_record": guarded})}) for t in routed.tasks]
-        await self.guard_records.save(request.request_id, build_record(
+        await self.guard_records.save(scope_of(request), build_record(
             guards.output, findings, screened.restore_map, tasks[0] if tasks else None))
         await self._remember(resolved, request, routed)
         return Outcome(tasks=tasks, decision=routed)
@@ -267,7 +289,8 @@ class RouterEngine:
     @staticmethod
     def _from_cache(hit: ResponseEvent, request: RequestEvent, policy: Policy) -> ResponseEvent:
         return hit.model_copy(update={
-            "event_id": ResponseEvent.make_id(request.request_id),
-            "request_id": request.request_id, "task": request.task, "cache_hit": True,
+            "event_id": ResponseEvent.make_id(scope_of(request)),
+            "request_id": request.request_id, "tenant": request.caller.tenant,
+            "task": request.task, "cache_hit": True,
             "cost_usd": 0.0, "policy_version": policy.version, "created_at": datetime.now(UTC),
         })

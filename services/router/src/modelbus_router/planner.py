@@ -28,6 +28,7 @@ from modelbus_schemas import (
     TaskEvent,
 )
 from modelbus_schemas.events import Rejection
+from modelbus_schemas.identity import scoped_id
 from modelbus_schemas.plan import CascadeTier, ChainStage, EnsembleSpec, ExecutionPlan, Target
 
 from modelbus_router.constraints import check_access, rejection_reason
@@ -228,7 +229,8 @@ def _tasks(request, resolved, decision, execution, parts, fallbacks, spec, now) 
                 if request.latency_budget_ms else None)
     return [
         TaskEvent(
-            event_id=TaskEvent.make_id(request.request_id, part_id),
+            event_id=TaskEvent.make_id(scoped_id(request.caller.tenant, request.request_id),
+                                      part_id),
             request_id=request.request_id,
             task=request.task,
             part_id=part_id,

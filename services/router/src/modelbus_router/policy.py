@@ -2,8 +2,10 @@
 
 Top level: ``catalog`` (models), ``data_classes`` (data class → allowed surfaces),
 ``templates``, ``routes`` (task → :class:`~modelbus_router.routes.Route`), ``budgets``,
-``quotas`` and ``guardrails`` (every route's default guardrails, see
-:mod:`modelbus_router.guardrails.spec`). A bad policy refuses to load with an error naming
+``quotas``, ``guardrails`` (every route's default guardrails, see
+:mod:`modelbus_router.guardrails.spec`) and ``reply_topics`` (tenant → the reply topics it
+may use besides ``modelbus.responses.v1``; see :mod:`modelbus_router.replies`). A bad
+policy refuses to load with an error naming
 the field and the problem, including cross-references (a target naming a model missing from
 the catalog, an unknown template, classifier or injection detector) and the safety
 invariant that restricted data never reaches a hosted surface — for every model a route can
@@ -30,6 +32,7 @@ from modelbus_router.catalog import DEFAULT_SURFACES, CatalogModel, Surface
 from modelbus_router.classifier import CLASSIFIERS
 from modelbus_router.guardrails.injection import DETECTORS
 from modelbus_router.guardrails.spec import GuardrailsSpec, effective
+from modelbus_router.replies import ReplyTopicGrants
 from modelbus_router.routes import Route
 from modelbus_router.templates import Template
 
@@ -69,6 +72,7 @@ class Policy(BaseModel):
     budgets: list[BudgetSpec] = Field(default_factory=list)
     quotas: list[QuotaSpec] = Field(default_factory=list)
     guardrails: GuardrailsSpec = GuardrailsSpec()
+    reply_topics: ReplyTopicGrants = Field(default_factory=dict)
     version: str = ""
 
     @model_validator(mode="after")

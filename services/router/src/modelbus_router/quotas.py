@@ -1,7 +1,9 @@
 """Request quotas per team: fixed windows (minute, hour, day) counted in Redis.
 
 One Lua script per quota admits or refuses a request atomically and remembers its verdict
-under the request id, so a redelivered request gets the same verdict and is counted once.
+under the request's scoped id (:func:`~modelbus_schemas.identity.scoped_id`: tenant and
+request id), so a redelivered request gets the same verdict and is counted once. Counters
+are keyed by (tenant, team), encoded the same unambiguous way.
 Refused requests do not consume the quota.
 """
 
@@ -11,6 +13,7 @@ import time
 
 from modelbus_runtime.errors import TransientInfraError
 from modelbus_schemas import RequestEvent
+from modelbus_schemas.identity import scoped_id
 from redis.exceptions import RedisError
 
 from modelbus_router.policy import QuotaSpec
@@ -51,9 +54,9 @@ class Quotas:
         for quota in applicable(quotas, caller.team):
             window = WINDOW_S[quota.per]
             slot = int(time.time()) // window
-            scope = f"{caller.tenant}/{caller.team}:{quota.per}"
-            keys = [f"{KEY_PREFIX}seen:{scope}:{request.request_id}",
-                    f"{KEY_PREFIX}{scope}:{slot}"]
+            scope = scoped_id(caller.tenant, caller.team)
+            keys = [f"{KEY_PREFIX}seen:{quota.per}:{scoped_id(scope, request.request_id)}",
+                    f"{KEY_PREFIX}{quota.per}:{scope}:{slot}"]
             try:
                 ok = await self._admit(keys=keys, args=[quota.max_requests, window])
             except (RedisError, OSError) as exc:

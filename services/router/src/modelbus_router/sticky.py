@@ -1,6 +1,8 @@
 """Sticky sessions for the weighted strategy: a session keeps the target it was given.
 
-Keyed by tenant, route and ``session_id``; each use refreshes the TTL. A remembered target
+Keyed by route and (tenant, ``session_id``) encoded with
+:func:`~modelbus_schemas.identity.scoped_id`, so two tenants' sessions never share a key;
+each use refreshes the TTL. A remembered target
 that is no longer eligible is simply not honoured (the strategy draws again and the new
 target is remembered instead).
 
@@ -14,13 +16,14 @@ still the one the request read (compare-and-set), so racers that all saw it agre
 from __future__ import annotations
 
 from modelbus_runtime.errors import TransientInfraError
+from modelbus_schemas.identity import scoped_id
 from redis.exceptions import RedisError
 
 KEY_PREFIX = "modelbus:sticky:"
 
 
 def _key(tenant: str, route: str, session_id: str) -> str:
-    return f"{KEY_PREFIX}{tenant}:{route}:{session_id}"
+    return f"{KEY_PREFIX}{route}:{scoped_id(tenant, session_id)}"  # a route has no ":"
 
 
 # KEYS[1] the session; ARGV: candidate, ttl, the stale target the caller read ("" if none)

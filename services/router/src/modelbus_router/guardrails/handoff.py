@@ -1,4 +1,6 @@
-"""What the router leaves for the aggregator's output guards, in Redis under the request id.
+"""What the router leaves for the aggregator's output guards, in Redis under the request's
+scoped id (:func:`~modelbus_schemas.identity.scoped_id` of tenant and request id: two
+tenants may use one request id, and a placeholder map must never reach another's answer).
 
 Why Redis and not the events: the contract has no field for output-guard settings or for a
 placeholder map, and the map must never travel on an event in clear (the audit consumer
@@ -7,7 +9,7 @@ both services reach it, and a TTL bounds how long a placeholder's value exists a
 Encrypting the map onto the task with a shared key was the alternative; it needs a contract
 field and key rotation, and still puts ciphertext of personal data into the audit store.
 
-The record (hash ``modelbus:guard:{<request id>}``, TTL ``RECORD_TTL_S``):
+The record (hash ``modelbus:guard:{<scoped id>}``, TTL ``RECORD_TTL_S``):
 
 * ``spec`` — JSON ``{"v": 1, "output": <OutputGuards>, "findings": [<input findings>]}``;
 * ``restore`` — JSON ``{placeholder: value}``, only when the route allows restoring;
@@ -37,8 +39,9 @@ RECORD_TTL_S = 86_400
 REPAIRABLE_MODES = ("single", "fallback")
 
 
-def record_key(request_id: str) -> str:
-    return f"{KEY_PREFIX}{{{request_id}}}"
+def record_key(scope: str) -> str:
+    """The guard record of the request ``scope`` (its scoped id)."""
+    return f"{KEY_PREFIX}{{{scope}}}"
 
 
 def with_output_checks(routed, output: OutputGuards):
@@ -89,11 +92,11 @@ class GuardRecords:
         self.redis = redis
         self.ttl_s = ttl_s
 
-    async def save(self, request_id: str, fields: dict[str, bytes]) -> None:
+    async def save(self, scope: str, fields: dict[str, bytes]) -> None:
         """Idempotent: a redelivered request writes the same fields again."""
         if not fields:
             return
-        key = record_key(request_id)
+        key = record_key(scope)
         try:
             async with self.redis.pipeline(transaction=True) as pipe:
                 pipe.hset(key, mapping=fields)
