@@ -16,12 +16,12 @@ import pytest
 from modelbus_audit.store import AuditStore
 from modelbus_audit.tables import audit_events
 from modelbus_testing.pg import temporary_postgres_database
+from modelbus_testing.simulator import provider_calls, simulate
 from modelbus_testing.tcp_proxy import TcpProxy
 from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 
 from tests.conftest import start_stack
-from modelbus_testing.simulator import provider_calls, simulate
 from tests.faults.ledger import Recorder, check_lineage, tally
 from tests.faults.load import produce_at_rate
 

@@ -7,8 +7,8 @@ import asyncio
 import uuid
 
 import pytest
-
 from modelbus_testing.simulator import provider_calls, simulate
+
 from tests.faults.ledger import Recorder, check_lineage, tally
 from tests.faults.load import produce_at_rate
 

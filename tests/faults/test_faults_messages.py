@@ -11,8 +11,8 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.structs import TopicPartition
 from modelbus_audit.store import AuditStore
 from modelbus_schemas.topics import REQUESTS, RESULTS, tasks_topic
-
 from modelbus_testing.simulator import provider_calls, simulate
+
 from tests.faults.ledger import Recorder, check_lineage, tally
 from tests.faults.load import headers, produce_at_rate
 

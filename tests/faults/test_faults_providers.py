@@ -5,8 +5,8 @@ from __future__ import annotations
 import uuid
 
 import pytest
-
 from modelbus_testing.simulator import simulate
+
 from tests.faults.ledger import Recorder, check_lineage, explain_lost, tally
 from tests.faults.load import produce_at_rate
 

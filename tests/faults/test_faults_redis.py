@@ -8,9 +8,9 @@ from urllib.parse import urlsplit
 
 import pytest
 from modelbus_cli.stack import start_broker, start_redis
+from modelbus_testing.simulator import provider_calls, simulate
 
 from tests.conftest import start_stack
-from modelbus_testing.simulator import provider_calls, simulate
 from tests.faults.ledger import Recorder, check_lineage, tally
 from tests.faults.load import produce_at_rate
 

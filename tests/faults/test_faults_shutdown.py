@@ -17,8 +17,8 @@ import uuid
 from collections.abc import Callable
 
 import pytest
-
 from modelbus_testing.simulator import provider_calls, simulate
+
 from tests.faults.ledger import Recorder, Report, check_lineage, explain_lost, tally
 from tests.faults.load import produce_at_rate
 

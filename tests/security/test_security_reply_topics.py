@@ -19,7 +19,7 @@ async def test_a_reply_topic_outside_the_policy_is_refused(sqlite_stack, target)
     rid = f"reply-{run}"
     async with Upstream(sqlite_stack.bootstrap) as upstream:
         responses = await upstream.tail(RESPONSES)
-        watched = None if target.startswith("sneaky") or target.startswith("__") else (
+        watched = None if target.startswith(("sneaky", "__")) else (
             await upstream.tail(target))
         await upstream.send(request_json(rid, reply_to=target))
         got = await responses.collect(lambda r: r.key.decode() == rid, 1, timeout=15)

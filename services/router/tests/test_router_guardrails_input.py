@@ -7,10 +7,10 @@ import pytest
 from modelbus_router.guardrails import GuardrailDenied, Redactor, restore, screen
 from modelbus_router.guardrails.approval import approval_reasons
 from modelbus_router.guardrails.handoff import build_record, with_output_checks
-from modelbus_runtime.secret_scan import find_secrets
 from modelbus_router.guardrails.spec import ApprovalSpec, InputGuards
 from modelbus_router.planner import plan
 from modelbus_router.policy import PolicyError, parse_policy
+from modelbus_runtime.secret_scan import find_secrets
 from modelbus_schemas import ErrorCode, RequestEvent
 
 CARD = "4111 1111 1111 1111"

@@ -42,7 +42,8 @@ class KafkaOutbox:
         if since_ms is None:
             return False
         return await response_on_topic(self.bootstrap, topic, response.request_id,
-                                       response.event_id, since_ms - 1000, self.ring)
+                                       response.event_id, since_ms - 1000, self.ring,
+                                       client_options=self.producer.settings.kafka_client_options())
 
     async def publish_task(self, task: TaskEvent, trace: dict[str, str]) -> None:
         await self._publish(tasks_topic(task.provider), task, task.request_id, task.event_id,

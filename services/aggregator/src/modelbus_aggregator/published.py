@@ -36,8 +36,11 @@ def _genuine(ring: KeyRing | None, topic: str, record) -> bool:
 
 
 async def response_on_topic(bootstrap: str, topic: str, key: str, event_id: str,
-                            since_ms: int, ring: KeyRing | None = None) -> bool:
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None,
+                            since_ms: int, ring: KeyRing | None = None,
+                            client_options: dict[str, object] | None = None) -> bool:
+    """``client_options`` (SASL credentials) win over ``bootstrap`` when given."""
+    options = client_options or {"bootstrap_servers": bootstrap}
+    consumer = AIOKafkaConsumer(**options, group_id=None,
                                 enable_auto_commit=False, fetch_max_wait_ms=20,
                                 client_id=f"aggregator-readback-{uuid.uuid4().hex[:6]}")
     try:

@@ -83,7 +83,7 @@ class ReplyListener:
         await ensure_topics(self.settings.model_copy(update={"topic_partitions": self.partitions}),
                             [self.topic])
         consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.settings.kafka_bootstrap_servers, group_id=None,
+            **self.settings.kafka_client_options(), group_id=None,
             client_id=f"gateway-replies-{self.settings.instance_id}", enable_auto_commit=False,
             auto_offset_reset="latest", fetch_max_wait_ms=self.settings.fetch_max_wait_ms,
             max_partition_fetch_bytes=max(self.settings.max_message_bytes * 2, 2 * 1024 * 1024),

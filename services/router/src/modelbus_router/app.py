@@ -60,7 +60,7 @@ async def build(ctx: ServiceContext) -> Service:
     producer = ctx.producer
     identity = Identity(settings.signing_ring(),
                         load_tenant_keys(settings.tenant_keys, settings.tenant_keys_file))
-    topics = BrokerTopics(settings.kafka_bootstrap_servers, ttl_s=settings.reply_topics_ttl_s)
+    topics = BrokerTopics(settings.kafka_client_options(), ttl_s=settings.reply_topics_ttl_s)
     watcher = asyncio.create_task(policies.watch(settings.policy_reload_s))
 
     async def handle(message: Inbound) -> None:

@@ -63,14 +63,16 @@ class CachedTopics:
 class BrokerTopics(CachedTopics):
     """:class:`CachedTopics` over an aiokafka admin client, started on first use."""
 
-    def __init__(self, bootstrap_servers: str, **kwargs) -> None:
+    def __init__(self, client_options: dict[str, object], **kwargs) -> None:
+        """``client_options``: the service's aiokafka options (bootstrap servers and any
+        SASL credentials, :meth:`RuntimeSettings.kafka_client_options`)."""
         super().__init__(self._list_topics, **kwargs)
-        self._bootstrap = bootstrap_servers
+        self._client_options = client_options
         self._admin: AIOKafkaAdminClient | None = None
 
     async def _list_topics(self) -> set[str]:
         if self._admin is None:
-            admin = AIOKafkaAdminClient(bootstrap_servers=self._bootstrap)
+            admin = AIOKafkaAdminClient(**self._client_options)
             await admin.start()
             self._admin = admin
         return set(await self._admin.list_topics())

@@ -14,12 +14,12 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
+from modelbus_runtime.secret_scan import find_secrets
 from modelbus_schemas import ErrorCode, GuardrailFinding, RequestEvent
 
 from modelbus_router.errors import RoutingError
 from modelbus_router.guardrails.injection import DETECTORS
 from modelbus_router.guardrails.redaction import Redactor
-from modelbus_runtime.secret_scan import find_secrets
 from modelbus_router.guardrails.spec import InputGuards
 from modelbus_router.tokens import estimate_tokens
 
