@@ -16,10 +16,9 @@ import subprocess
 
 import pytest
 from modelbus_cli.processes import ProcessGroup
-from modelbus_runtime.signing import KeyRing
 from modelbus_cli.stack import redis_reachable, start_broker, start_redis
+from modelbus_runtime.signing import KeyRing
 from modelbus_testing.pg import temporary_postgres_database
-
 
 # One signing key ring for the whole session: every service a test starts and every
 # in-process producer signs with it (a process without it would not be believed).
