@@ -97,7 +97,8 @@ async def test_invalid_json_escalates_through_the_cascade(guard_bus):
 
 
 async def _decide(guard_bus, rid: str, approved: bool) -> None:
-    decision = ApprovalDecisionEvent(request_id=rid, approved=approved, approver="carol@acme",
+    decision = ApprovalDecisionEvent(request_id=rid, tenant="acme", approved=approved,
+                                     approver="carol@acme",
                                      comment=None if approved else "not this quarter",
                                      decided_at=datetime.now(UTC))
     await guard_bus.producer.publish(APPROVALS_DECISIONS, decision, key=rid,

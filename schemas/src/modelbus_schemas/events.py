@@ -28,6 +28,7 @@ from modelbus_schemas.common import (
     TopicName,
     Usage,
 )
+from modelbus_schemas.identity import scoped_id
 from modelbus_schemas.plan import BudgetHold, ExecutionPlan, RetrySpec, Target
 from modelbus_schemas.topics import RESPONSES
 
@@ -283,8 +284,9 @@ class ApprovalRequestEvent(InternalEvent):
     expires_at: datetime | None = None
 
     @staticmethod
-    def make_id(request_id: str) -> str:
-        return f"{request_id}:approval-request"
+    def make_id(scope: str) -> str:
+        """``scope``: the request's :func:`~modelbus_schemas.identity.scoped_id`."""
+        return f"{scope}:approval-request"
 
 
 class ApprovalDecisionEvent(Contract):
@@ -293,10 +295,15 @@ class ApprovalDecisionEvent(Contract):
     CE_TYPE: ClassVar[str] = ce.TYPE_APPROVAL_DECISION
 
     request_id: RequestId
+    tenant: str | None = Field(
+        default=None, min_length=1, max_length=128,
+        description="the tenant whose parked request this decides; without it the decision "
+        "applies only when exactly one tenant parked this request id")
     approved: bool
     approver: str = Field(min_length=1, max_length=256)
     comment: str | None = Field(default=None, max_length=2048)
     decided_at: datetime
 
     def event_id(self) -> str:
-        return f"{self.request_id}:approval-decision"
+        scope = scoped_id(self.tenant, self.request_id) if self.tenant else self.request_id
+        return f"{scope}:approval-decision"
