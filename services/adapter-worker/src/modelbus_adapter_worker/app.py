@@ -14,6 +14,7 @@ from modelbus_runtime.logging import register_secret
 from modelbus_runtime.ratelimit import RateLimit, RateLimiter
 from modelbus_runtime.redis import build_redis
 from modelbus_runtime.service import Service, ServiceContext, run_service
+from modelbus_runtime.settled import SettledMarks
 from modelbus_schemas import TaskEvent
 from modelbus_schemas.topics import tasks_topic
 
@@ -41,6 +42,7 @@ def build_handler(settings: WorkerSettings, redis, transport: HttpTransport) -> 
                                  closed_cache_s=settings.breaker_closed_cache_s),
         limiter=RateLimiter(redis, settings.provider, limit) if limit.enabled else None,
         stats=load_model_stats(redis),
+        settled=SettledMarks(redis),
     )
     return TaskHandler(executor, OutputStore(redis, ttl_s=settings.result_ttl_s))
 
@@ -56,6 +58,8 @@ async def build(ctx: ServiceContext) -> Service:
     async def handle(message: Inbound) -> None:
         task = message.decode(TaskEvent)
         out = await handler.handle(task)
+        if out is None:  # the request was settled: nothing to publish
+            return
         await producer.publish_bytes(out.topic, key=out.key, value=out.value,
                                      event_id=out.event_id, ce_type=out.ce_type,
                                      headers=message.passthrough_headers())

@@ -1,7 +1,9 @@
 """Runs one task against its target: the resilience that wraps an adapter.
 
 For each attempt, in order: the request's deadline (no attempt starts past it, none runs
-beyond it), the request-wide attempt budget (retries never multiply across fallbacks), the
+beyond it), the request's settled mark (once the aggregator fixed the answer — quorum,
+deadline, cascade satisfied — no further attempt is made: the run stops ``settled``), the
+request-wide attempt budget (retries never multiply across fallbacks), the
 shared circuit breaker of the target, the provider's shared rate limit, then one HTTP call
 with its own timeout. Failures are classified by the :class:`RetryPolicy`: terminal ones
 stop at once, retryable ones are retried with backoff or after ``Retry-After``. A status in
@@ -23,6 +25,7 @@ from typing import Literal
 
 from modelbus_runtime.logging import log_fields
 from modelbus_schemas import AttemptRecord, RetrySpec, TaskEvent
+from modelbus_schemas.identity import scoped_id
 
 from modelbus_adapter_worker.adapters import Adapter, Completion
 from modelbus_adapter_worker.errors import ProviderError
@@ -40,7 +43,7 @@ from modelbus_adapter_worker.transport import HttpTransport
 log = logging.getLogger(__name__)
 
 Stop = Literal["ok", "terminal", "retries_exhausted", "circuit_open", "deadline", "budget",
-               "fallback_status"]
+               "fallback_status", "settled"]
 
 
 @dataclass
@@ -56,7 +59,7 @@ class Executor:
     def __init__(
         self, adapter: Adapter, transport: HttpTransport, *,
         default_retry: RetrySpec | None = None, stream: bool = False,
-        breakers=None, limiter=None, stats=None,
+        breakers=None, limiter=None, stats=None, settled=None,
     ) -> None:
         self.adapter = adapter
         self.transport = transport
@@ -65,6 +68,7 @@ class Executor:
         self.breakers = breakers  # modelbus_runtime.circuit.CircuitBreakers | None
         self.limiter = limiter  # modelbus_runtime.ratelimit.RateLimiter | None
         self.stats = stats  # ModelStats-like: observe(provider, model, latency_ms, tokens)
+        self.settled = settled  # modelbus_runtime.settled.SettledMarks | None
 
     async def run(self, task: TaskEvent) -> TargetRun:
         started = time.perf_counter()
@@ -93,6 +97,9 @@ class Executor:
             remaining = _remaining_s(task)
             if remaining is not None and remaining <= 0:
                 return TargetRun("deadline", error=_deadline(error), attempts=attempts)
+            if self.settled is not None and await self.settled.is_settled(
+                    scoped_id(task.tenant, task.request_id)):
+                return TargetRun("settled", error=error, attempts=attempts)
             if self.breakers is not None and not await self.breakers.allow(
                     task.provider, task.model):
                 CIRCUIT_OPEN.labels(task.provider, task.model).set(1)

@@ -2,7 +2,12 @@
 idempotency store, else run the target, then produce the one output — a result for
 ``modelbus.results.v1`` or the task forwarded to the next target's topic — and keep it
 before it is published. The store is keyed by the task's (tenant, request id, part, step,
-hop) position (:func:`~modelbus_adapter_worker.outcome.position_id`)."""
+hop) position (:func:`~modelbus_adapter_worker.outcome.position_id`).
+
+A task whose request the aggregator already settled (its settled mark, checked before each
+attempt) produces nothing: the aggregator ignores results of a settled request, and the
+response it chose is stored before the mark is written, so publishing nothing loses no
+answer. Nothing is kept either, so a redelivery checks the mark again."""
 
 from __future__ import annotations
 
@@ -14,7 +19,7 @@ from modelbus_schemas.topics import RESULTS, tasks_topic
 
 from modelbus_adapter_worker.executor import Executor
 from modelbus_adapter_worker.idempotency import Output, OutputStore
-from modelbus_adapter_worker.metrics import FALLBACKS, REPLAYED
+from modelbus_adapter_worker.metrics import FALLBACKS, REPLAYED, SETTLED_SKIPS
 from modelbus_adapter_worker.outcome import next_task, position_id, result_of, should_forward
 
 log = logging.getLogger(__name__)
@@ -25,7 +30,7 @@ class TaskHandler:
         self.executor = executor
         self.store = store
 
-    async def handle(self, task: TaskEvent) -> Output:
+    async def handle(self, task: TaskEvent) -> Output | None:
         key = position_id(task)
         if self.store is not None:
             kept = await self.store.get(key)
@@ -35,6 +40,12 @@ class TaskHandler:
                          extra=log_fields(task_event_id=task.event_id, tenant=task.tenant))
                 return kept
         run = await self.executor.run(task)
+        if run.stop == "settled":
+            SETTLED_SKIPS.inc()
+            log.info("request already settled: no further provider call", extra=log_fields(
+                task_event_id=task.event_id, tenant=task.tenant,
+                target=f"{task.provider}/{task.model}", attempts=len(run.attempts)))
+            return None
         if should_forward(task, run):
             forward = next_task(task, run)
             FALLBACKS.labels(from_provider=task.provider).inc()

@@ -16,3 +16,7 @@ FALLBACKS = Counter(
 REPLAYED = Counter(
     "modelbus_task_replays_total", "Redelivered tasks answered from the idempotency store"
 )
+SETTLED_SKIPS = Counter(
+    "modelbus_tasks_settled_total",
+    "Tasks stopped because their request was already settled (no further provider call)",
+)

@@ -16,6 +16,7 @@ from modelbus_runtime.kafka import EventProducer
 from modelbus_runtime.redis import build_redis
 from modelbus_runtime.response_cache import ResponseCache
 from modelbus_runtime.service import Service, ServiceContext, run_service
+from modelbus_runtime.settled import SettledMarks
 from modelbus_runtime.signing import KeyRing
 from modelbus_schemas import ResponseEvent, ResultEvent, TaskEvent
 from modelbus_schemas.topics import RESULTS, tasks_topic
@@ -73,6 +74,7 @@ async def build(ctx: ServiceContext) -> Service:
         after_response=Settlement(Budgets(redis), ResponseCache(redis),
                                   settings.aggregator_cache_ttl_s),
         guards=OutputGuardian(redis) if settings.aggregator_output_guards else None,
+        settled=SettledMarks(redis),
     )
 
     async def handle(message: Inbound) -> None:

@@ -9,8 +9,9 @@ duplicates, redeliveries, restarts and races:
    short publish lease — a concurrent handler (another instance, or this process's deadline
    timer) finds the claim and publishes nothing, or, once the lease lapsed after a crash,
    republishes that same stored response;
-3. the claimer publishes (deterministic event id), settles budget and cache, then marks the
-   request done. A crash before ``done`` leaves the claim for the redelivered result or the
+3. the claimer writes the request's settled mark (:mod:`modelbus_runtime.settled`: workers
+   check it before each provider attempt, so parts still running stop), publishes
+   (deterministic event id), settles budget and cache, then marks the request done. A crash before ``done`` leaves the claim for the redelivered result or the
    deadline timer to finish.
 
 Next steps (cascade tiers, chain stages, judges) are published with deterministic ids and
@@ -35,6 +36,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 from modelbus_runtime.errors import TransientInfraError
+from modelbus_runtime.settled import SettledMarks
 from modelbus_schemas import EnsembleSpec, ExecutionPlan, ResponseEvent, ResultEvent, TaskEvent
 from modelbus_schemas.identity import scoped_id, split_scoped_id
 
@@ -95,6 +97,7 @@ class Aggregator:
         stage_retries: int = 1,
         after_response: AfterResponse | None = None,
         guards: OutputGuardian | None = None,
+        settled: SettledMarks | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.store = store
@@ -103,6 +106,7 @@ class Aggregator:
         self.stage_retries = stage_retries
         self.after_response = after_response
         self.guards = guards
+        self.settled = settled
         self.clock = clock
 
     async def on_result(self, result: ResultEvent, trace: dict[str, str] | None = None) -> None:
@@ -193,6 +197,8 @@ class Aggregator:
             if wait:
                 raise PublishInProgress(f"response of {scope} is being published")
             return
+        if self.settled is not None:  # the answer is fixed: parts still running may stop
+            await self.settled.mark(scope)
         stored = claim.decision
         try:
             response = stored.response

@@ -225,8 +225,8 @@ def _assemble(policy, resolved, request, ordered, rejected, output_tokens, now,
 
 
 def _tasks(request, resolved, decision, execution, parts, fallbacks, spec, now) -> list[TaskEvent]:
-    deadline = (now + timedelta(milliseconds=request.latency_budget_ms)
-                if request.latency_budget_ms else None)
+    deadline = now + timedelta(
+        milliseconds=resolved.route.deadline_for(request.latency_budget_ms))
     return [
         TaskEvent(
             event_id=TaskEvent.make_id(scoped_id(request.caller.tenant, request.request_id),

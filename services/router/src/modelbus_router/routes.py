@@ -4,6 +4,9 @@ A route's own strategy and targets are its catch-all. ``rules`` are tried first,
 each matching on request attributes (``when``); then the ``classifier`` hook, whose label
 picks one of its ``outcomes``; then the catch-all. Every strategy shares one body schema
 (:class:`ServeSpec`), so a rule or an outcome may use any strategy.
+
+Every request has a deadline: the caller's ``latency_budget_ms``, else the route's
+``deadline_ms``, else :data:`DEFAULT_DEADLINE_MS`.
 """
 
 from __future__ import annotations
@@ -15,6 +18,10 @@ from modelbus_schemas.plan import CheckSpec, EnsembleSpec, RetrySpec
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from modelbus_router.guardrails.spec import GuardrailsSpec
+
+#: A request's deadline when neither the caller (``latency_budget_ms``) nor its route
+#: (``deadline_ms``) gives one: no request runs without a deadline.
+DEFAULT_DEADLINE_MS = 120_000
 
 Strategy = Literal["single", "fallback", "weighted", "latency", "cost", "ensemble", "cascade",
                    "chain"]
@@ -111,12 +118,21 @@ class Route(ServeSpec):
     template: str | None = None
     cache: CacheSpec | None = None
     allow: Access | None = None
+    deadline_ms: int | None = Field(
+        default=None, ge=100, le=600_000,
+        description=f"the deadline of requests that set no latency_budget_ms "
+                    f"(None: {DEFAULT_DEADLINE_MS} ms)",
+    )
     expected_output_tokens: int = Field(
         default=512, ge=1, description="output assumed for budgets when max_tokens is unset"
     )
     guardrails: GuardrailsSpec | None = Field(
         default=None, description="overrides the policy's guardrails, guard by guard"
     )
+
+    def deadline_for(self, latency_budget_ms: int | None) -> int:
+        """The deadline, in ms from receipt, of a request with this caller budget."""
+        return latency_budget_ms or self.deadline_ms or DEFAULT_DEADLINE_MS
 
     def bodies(self) -> list[tuple[str, ServeSpec]]:
         """Every way this route can serve, with the label its decision would record."""
