@@ -20,6 +20,7 @@ from modelbus_cli.stack import Stack
 from modelbus_router.app import RouterSettings
 from modelbus_router.app import build as build_router
 from modelbus_runtime.service import serve
+from modelbus_schemas.topics import WORKER
 from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -49,15 +50,16 @@ def tracer_provider():
 
 async def _run_services(bootstrap, redis_url, sim, stop: asyncio.Event):
     common = {"kafka_bootstrap_servers": bootstrap, "redis_url": redis_url}
-    services = [("router", RouterSettings(**common), build_router),
-                ("aggregator", AggregatorSettings(**common), build_aggregator),
-                ("audit", AuditSettings(**common), build_audit)]
+    services = [("router", RouterSettings(**common), build_router, None),
+                ("aggregator", AggregatorSettings(**common), build_aggregator, None),
+                ("audit", AuditSettings(**common), build_audit, None)]
     for provider in ("openai", "anthropic", "gemini"):
         base = sim + ("/v1beta" if provider == "gemini" else "/v1")
         settings = WorkerSettings(**common, provider=provider, base_url=base,
                                   api_key=PLANTED_KEY)
-        services.append((f"adapter-worker-{provider}", settings, build_worker))
-    return [asyncio.create_task(serve(name, s, b, stop)) for name, s, b in services]
+        services.append((f"adapter-worker-{provider}", settings, build_worker, WORKER))
+    return [asyncio.create_task(serve(name, s, b, stop, role=role))
+            for name, s, b, role in services]
 
 
 async def test_ensemble_request_is_one_connected_trace(kafka_bootstrap, redis_url,

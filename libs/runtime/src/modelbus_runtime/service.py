@@ -49,10 +49,13 @@ class Service:
 Builder = Callable[[ServiceContext], Awaitable[Service]]
 
 
-async def serve(name: str, settings: RuntimeSettings, build: Builder, stop: asyncio.Event) -> None:
+async def serve(name: str, settings: RuntimeSettings, build: Builder, stop: asyncio.Event,
+                *, role: str | None = None) -> None:
+    """Run one service until ``stop``; it signs what it publishes as ``role`` (its name
+    unless given: a service named for its provider still signs as ``adapter-worker``)."""
     if settings.ensure_topics:
         await ensure_topics(settings, all_topics())
-    producer = EventProducer(settings, name)
+    producer = EventProducer(settings, name, role=role)
     await producer.start()
     ctx = ServiceContext(name, settings, producer, DeadLetterPublisher(producer, name, settings.max_message_bytes))
     service = await build(ctx)
