@@ -55,3 +55,20 @@ def make_result(rid: str = "r", part: int = 0, total: int = 1, status: str = "ok
         text=text, received_at=kw.pop("received_at", T0), policy_version="v7", plan=plan,
         origin=origin or None, usage=kw.pop("usage", Usage(input_tokens=3, output_tokens=2)),
         cost_usd=kw.pop("cost_usd", 0.001), **kw)
+
+
+class RecordingOutbox:
+    """The aggregator's outbox as unit tests see it: keeps what would be published, and says
+    a response was published once one with its event id was."""
+
+    def __init__(self) -> None:
+        self.tasks, self.responses = [], []
+
+    async def publish_task(self, task, trace):
+        self.tasks.append(task)
+
+    async def was_published(self, topic, response, since_ms):
+        return any(r.event_id == response.event_id for r in self.responses)
+
+    async def publish_response(self, topic, response, trace):
+        self.responses.append(response)

@@ -16,22 +16,10 @@ from modelbus_schemas import CascadeTier, CheckSpec, ExecutionPlan, GuardrailFin
 from modelbus_schemas.identity import scoped_id
 
 from services.aggregator.tests.aggregator_factories import T0, make_result, make_task
+from services.aggregator.tests.aggregator_factories import RecordingOutbox as Outbox
 
 SCHEMA = {"type": "object", "required": ["name"], "properties": {"name": {"type": "string"}}}
 
-
-class Outbox:
-    def __init__(self) -> None:
-        self.tasks, self.responses = [], []
-
-    async def publish_task(self, task, trace):
-        self.tasks.append(task)
-
-    async def was_published(self, topic, response, since_ms):
-        return any(r.event_id == response.event_id for r in self.responses)
-
-    async def publish_response(self, topic, response, trace):
-        self.responses.append(response)
 
 
 async def _setup(redis_client, prefix, output: dict, findings=(), restore=None, task=True,

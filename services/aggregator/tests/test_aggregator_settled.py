@@ -14,20 +14,7 @@ from modelbus_schemas import CascadeTier, CheckSpec, EnsembleSpec, ExecutionPlan
 from modelbus_schemas.identity import scoped_id
 
 from services.aggregator.tests.aggregator_factories import T0, make_result
-
-
-class Outbox:
-    def __init__(self) -> None:
-        self.tasks, self.responses = [], []
-
-    async def publish_task(self, task, trace):
-        self.tasks.append(task)
-
-    async def was_published(self, topic, response, since_ms):
-        return False
-
-    async def publish_response(self, topic, response, trace):
-        self.responses.append(response)
+from services.aggregator.tests.aggregator_factories import RecordingOutbox as Outbox
 
 
 def _agg(redis_client, prefix, outbox) -> Aggregator:

@@ -25,23 +25,11 @@ from modelbus_schemas import (
 from modelbus_schemas.identity import scoped_id
 
 from services.aggregator.tests.aggregator_factories import T0, make_result
+from services.aggregator.tests.aggregator_factories import RecordingOutbox as Outbox
 
 TENANTS = ("t-one", "t-two")
 ALL = ExecutionPlan(mode="ensemble", ensemble=EnsembleSpec(strategy="all"))
 
-
-class Outbox:
-    def __init__(self) -> None:
-        self.tasks, self.responses = [], []
-
-    async def publish_task(self, task, trace):
-        self.tasks.append(task)
-
-    async def was_published(self, topic, response, since_ms):
-        return any(r.event_id == response.event_id for r in self.responses)
-
-    async def publish_response(self, topic, response, trace):
-        self.responses.append(response)
 
 
 def _agg(redis_client, prefix, outbox, **kw) -> Aggregator:
