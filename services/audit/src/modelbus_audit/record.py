@@ -147,6 +147,14 @@ def _build(topic, partition, offset, key, value, headers, timestamp_ms, ring) ->
     hmap = {name: val for name, val in kept_headers}
     body = _as_bytes(value)
     payload = s.parse_json_object(body) if body else None
+    # no secret-like string is ever written: payload, excerpt and headers are masked, and
+    # the row records what kinds were (identity and hashes are taken from the raw record)
+    payload, masked = s.mask_tree(payload)
+    kept_headers, masked = s.mask_tree(kept_headers, masked)
+    excerpt, masked = s.mask_tree(s.excerpt(body) if body and payload is None else None,
+                                  masked)
+    if masked:
+        kept_headers = [*kept_headers, s.masked_finding(masked)]
     fields = _payload_fields(payload or {})
     ce_type = s.text_or_none(hmap.get("ce_type"), 128)
     origin = provenance(ring, topic, _key_bytes(key), body, _raw_headers(headers))
@@ -192,7 +200,7 @@ def _build(topic, partition, offset, key, value, headers, timestamp_ms, ring) ->
         ce_type=ce_type,
         ce_source=s.text_or_none(hmap.get("ce_source"), SHORT),
         payload=payload,
-        body_excerpt=s.excerpt(body) if body and payload is None else None,
+        body_excerpt=excerpt,
         body_size=len(body),
         body_sha256=hashlib.sha256(body).hexdigest() if value is not None else None,
         headers=tuple((name, val) for name, val in kept_headers),

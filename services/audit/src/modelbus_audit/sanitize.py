@@ -1,5 +1,6 @@
 """Making untrusted message parts safe to store: secret-free headers, bounded clean text,
-finite JSON, short escaped excerpts of bodies that are not JSON.
+finite JSON, short escaped excerpts of bodies that are not JSON, and no secret-like string
+anywhere (:func:`mask_tree`, with the shapes of :mod:`modelbus_runtime.secret_scan`).
 
 Everything here is total: it returns a value for any input and never raises, because the
 audit consumer sees poison messages and dead-letter records as well as good events.
@@ -10,7 +11,10 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections import Counter
 from typing import Any
+
+from modelbus_runtime.secret_scan import mask_secrets
 
 #: Header names that look like they carry credentials; such headers are never stored.
 SECRET_HEADER_WORDS = ("authorization", "api-key", "api_key", "apikey", "token", "secret",
@@ -141,3 +145,27 @@ def excerpt(body: bytes, limit: int = EXCERPT_BYTES) -> str:
     ]
     suffix = f"…(+{len(body) - limit} bytes)" if len(body) > limit else ""
     return clean_text("".join(out), limit * 4 + 32) + suffix
+
+
+#: The header a stored row carries when secret-like strings were masked out of it.
+MASKED_HEADER = "modelbus_audit_secrets_masked"
+
+
+def mask_tree(value: Any, found: Counter | None = None) -> tuple[Any, Counter]:
+    """``value`` (JSON-like: dicts, lists, strings) with every secret-like string masked, keys
+    included, and the kinds found."""
+    found = Counter() if found is None else found
+    if isinstance(value, str):
+        masked, kinds = mask_secrets(value)
+        found.update(kinds)
+        return masked, found
+    if isinstance(value, dict):
+        return {mask_tree(k, found)[0]: mask_tree(v, found)[0] for k, v in value.items()}, found
+    if isinstance(value, list):
+        return [mask_tree(item, found)[0] for item in value], found
+    return value, found
+
+
+def masked_finding(found: Counter) -> list[str]:
+    """The header recording what was masked (kinds and counts, never values)."""
+    return [MASKED_HEADER, ",".join(f"{kind}={n}" for kind, n in sorted(found.items()))]
