@@ -201,3 +201,19 @@ async def test_lineage_is_per_tenant_and_an_ambiguous_request_id_is_refused(
     search = await api.get("/v1/events", params={"request_id": rid, "tenant": "acme"},
                            headers=_as(OPS))
     assert {e["tenant"] for e in search.json()["items"]} == {"acme"}
+
+
+async def test_ops_sees_no_field_of_an_invalid_payload(api, store):
+    from modelbus_audit.record import AuditRecord
+
+    body = json.dumps({"request_id": "inv-1", "task": 7,
+                       "notes": "the confidential merger plan"}).encode()
+    record = AuditRecord.from_message(topic="modelbus.requests.v1", partition=0, offset=99,
+                                      key=b"inv-1", value=body, headers=[], timestamp_ms=0)
+    await store.write([record])
+    query = {"request_id": "inv-1"}
+    ops = (await api.get("/v1/events", params=query, headers=_as(OPS))).json()["items"]
+    assert len(ops) == 1 and ops[0]["payload"] is None
+    assert "merger" not in json.dumps(ops)
+    seen = (await api.get("/v1/events", params=query, headers=_as(COMPLIANCE))).json()
+    assert "merger" in json.dumps(seen)

@@ -12,6 +12,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+from modelbus_audit.identity import UNDECODED, flag_set
 from modelbus_audit.lineage import Lineage
 from modelbus_audit.privacy import strip_text
 from modelbus_audit.stored import StoredEvent
@@ -45,7 +46,10 @@ def event_dict(event: StoredEvent, role: Role) -> dict[str, Any]:
         if isinstance(value, datetime):
             row[name] = value.isoformat()
     if not role.reads_text:
-        row["payload"] = strip_text(event.payload) if event.payload is not None else None
+        raw = event.kind == "dead_letter" or UNDECODED in flag_set(event.flags)
+        # an invalid or dead-lettered payload is raw caller input: its unknown fields can
+        # hold anything, so ops sees none of it (the DLQ columns say what went wrong)
+        row["payload"] = None if raw or event.payload is None else strip_text(event.payload)
         row["body_excerpt"] = None
     return row
 
