@@ -26,8 +26,7 @@ os.environ.setdefault("MODELBUS_SIGNING_KEYS", KeyRing.generate("test"))
 
 #: Suites that must pass on their first run: a rerun would hide the race or hole they look
 #: for (the security claims proven outside tests/security included; see docs/security.md).
-NEVER_RERUN = ("/tests/faults/", "/tests/security/", "/tests/audit/test_audit_e2e_trust.py",
-               "/tests/test_dlq_read.py")
+NEVER_RERUN = ("/tests/faults/", "/tests/security/", "/tests/test_dlq_read.py")
 
 
 def _docker_available() -> bool:

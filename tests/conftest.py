@@ -1,5 +1,6 @@
-"""Fixtures for cross-service tests: whole stacks of real processes (the components
-themselves come from the workspace's root ``conftest.py``)."""
+"""Fixtures for cross-service tests: whole stacks of real processes, and an audit service
+process of one's own (its own consumer group, store and settings) with API keys for both
+roles (the components themselves come from the workspace's root ``conftest.py``)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ import uuid
 from pathlib import Path
 
 import pytest
+from modelbus_audit.auth import key_digest
+from modelbus_cli.processes import ProcessGroup, free_port, http_ok, wait_for
 from modelbus_cli.stack import Stack
 
 
@@ -38,3 +41,44 @@ def sqlite_stack(tmp_path_factory, kafka_bootstrap, redis_url):
     running = start_stack(workdir, kafka_bootstrap, redis_url, database)
     yield running
     running.stop()
+
+
+COMPLIANCE_KEY = "compliance-" + uuid.uuid4().hex
+OPS_KEY = "ops-" + uuid.uuid4().hex
+API_KEYS = f"{key_digest(COMPLIANCE_KEY)}:compliance,{key_digest(OPS_KEY)}:ops"
+
+
+class AuditProcess:
+    def __init__(self, group: ProcessGroup, name: str, url: str, module: str) -> None:
+        self.group, self.name, self.url, self.module = group, name, url, module
+
+    def log(self) -> str:
+        return (self.group.workdir / "logs" / f"{self.name}.log").read_text(errors="replace")
+
+
+@pytest.fixture
+def audit_process(tmp_path, kafka_bootstrap):
+    """``start(database_url, module=..., **env)`` → a running audit (or API) process."""
+    group = ProcessGroup(tmp_path)
+
+    def start(database_url: str, module: str = "modelbus_audit.app", **env: str) -> AuditProcess:
+        port = free_port()
+        name = f"audit-{uuid.uuid4().hex[:6]}"
+        child = group.python_module(name, module, {
+            "MODELBUS_KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
+            "MODELBUS_HEALTH_PORT": str(port),
+            "DATABASE_URL": database_url,
+            "MODELBUS_AUDIT_GROUP_ID": f"audit-test-{uuid.uuid4().hex[:8]}",
+            "MODELBUS_AUDIT_API_KEYS": API_KEYS,
+            **env,
+        })
+        url = f"http://127.0.0.1:{port}"
+        probe = "/readyz" if module.endswith(".app") else "/healthz"
+        try:
+            wait_for(lambda: http_ok(url + probe), name, 180, child.proc)  # busy CI machines
+        except (RuntimeError, TimeoutError) as exc:
+            raise RuntimeError(f"{exc}\n{group.tail(name)}") from None
+        return AuditProcess(group, name, url, module)
+
+    yield start
+    group.stop_all()

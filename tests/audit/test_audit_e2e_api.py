@@ -25,7 +25,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import WebDriverWait
 
-from tests.audit.conftest import COMPLIANCE_KEY, OPS_KEY
+from tests.conftest import COMPLIANCE_KEY, OPS_KEY
 from tests.upstream import RESPONSES, Upstream, request_json
 
 pytestmark = pytest.mark.e2e
