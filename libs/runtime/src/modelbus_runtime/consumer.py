@@ -21,7 +21,7 @@ decoding hides the raw bytes a dead-letter record must keep. This loop is small 
 Internal events are authenticated before the handler sees them: on a topic only modelbus
 services write (:func:`modelbus_schemas.topics.writer_roles`), a record without a valid
 signature from an allowed role goes to the DLQ with reason ``unauthenticated`` and changes
-no state (:mod:`modelbus_runtime.signing`).
+no state (:mod:`modelbus_runtime.authn`).
 
 Batch mode (``batch_handler``) hands everything one fetch returned, across all its
 partitions, to one call, for sinks that write in bulk (audit); it is committed after the
@@ -40,9 +40,9 @@ from datetime import UTC, datetime
 from aiokafka import ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import CommitFailedError, KafkaError
 from modelbus_schemas import DlqReason
-from modelbus_schemas.topics import writer_roles
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
+from modelbus_runtime.authn import authenticate
 from modelbus_runtime.dlq import DeadLetterPublisher
 from modelbus_runtime.errors import PoisonMessage, TransientInfraError
 from modelbus_runtime.inbound import Inbound
@@ -57,7 +57,6 @@ from modelbus_runtime.metrics import (
 )
 from modelbus_runtime.offsets import OffsetTracker
 from modelbus_runtime.settings import RuntimeSettings
-from modelbus_runtime.signing import Unauthenticated, verify
 from modelbus_runtime.tracing import extract, recording, span_or_carry
 
 log = logging.getLogger(__name__)
@@ -282,7 +281,8 @@ class EventConsumer:
                     f"{self.settings.max_message_bytes}",
                     DlqReason.OVERSIZED,
                 )
-            self._authenticate(message)
+            if self._ring is not None:
+                authenticate(self._ring, message)
             await self.handler(message)
         except TransientInfraError:
             outcome = "retry"
@@ -302,20 +302,6 @@ class EventConsumer:
             request_id_var.reset(token)
             MESSAGES_HANDLED.labels(topic=message.topic, outcome=outcome).inc()
             HANDLER_SECONDS.labels(topic=message.topic).observe(time.perf_counter() - started)
-
-    def _authenticate(self, message: Inbound) -> None:
-        """Refuse an internal event not signed by a role allowed to write its topic."""
-        if self._ring is None:
-            return
-        roles = writer_roles(message.topic)
-        if roles is None:
-            return
-        try:
-            message.signed_by = verify(self._ring, topic=message.topic, key=message.key,
-                                       value=message.value, headers=message.headers,
-                                       allowed_roles=roles)
-        except Unauthenticated as exc:
-            raise PoisonMessage(str(exc), DlqReason.UNAUTHENTICATED) from None
 
     async def _handle_batch(self, fetched: dict[TopicPartition, list[Inbound]]) -> None:
         """Everything one fetch returned, across partitions, in one handler call (one store
