@@ -32,6 +32,30 @@ def stack(request, tmp_path_factory, kafka_bootstrap, redis_url):
     running.stop()
 
 
+def start_routed_stack(workdir: Path, bootstrap: str, redis: str, policy: str,
+                       workers: dict[str, dict[str, str]]) -> Stack:
+    """The request path without the audit: the simulator, a worker per provider in
+    ``workers`` (with extra settings), an aggregator of its own and a router on ``policy``."""
+    (workdir / "policy.yaml").write_text(policy)
+    stack = Stack(workdir, providers=tuple(workers))
+    stack.bootstrap, stack.redis_url, stack.database_url = bootstrap, redis, "unused"
+    try:
+        stack.start_infra()
+        stack.start_simulator()
+        for provider, extra in workers.items():
+            stack.start_service(f"worker-{provider}", "modelbus_adapter_worker.app",
+                                {**stack.worker_env(provider), **extra})
+        stack.start_service("aggregator", "modelbus_aggregator.app",
+                            {"MODELBUS_AGGREGATOR_GROUP_ID": f"agg-{uuid.uuid4().hex[:8]}"})
+        stack.start_service("router", "modelbus_router.app",
+                            {"MODELBUS_POLICY_PATH": str(workdir / "policy.yaml")})
+        stack.wait_ready()
+        return stack
+    except BaseException:
+        stack.stop()
+        raise
+
+
 @pytest.fixture(scope="module")
 def sqlite_stack(tmp_path_factory, kafka_bootstrap, redis_url):
     """One stack per test module with the SQLite audit store, for tests where the store

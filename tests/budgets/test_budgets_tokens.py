@@ -8,8 +8,8 @@ import json
 import uuid
 
 import pytest
-from modelbus_cli.stack import Stack
 
+from tests.conftest import start_routed_stack
 from tests.upstream import RESPONSES, Upstream, request_json
 
 pytestmark = pytest.mark.e2e
@@ -36,23 +36,10 @@ routes:
 @pytest.fixture(scope="module")
 def spend_stack(tmp_path_factory, kafka_bootstrap, redis_url):
     workdir = tmp_path_factory.mktemp(f"budgets-{uuid.uuid4().hex[:6]}")
-    (workdir / "policy.yaml").write_text(POLICY)
-    stack = Stack(workdir, providers=tuple(PROVIDERS))
-    stack.bootstrap, stack.redis_url, stack.database_url = kafka_bootstrap, redis_url, "unused"
-    try:
-        stack.start_infra()
-        stack.start_simulator()
-        for provider in PROVIDERS:
-            stack.start_service(f"worker-{provider}", "modelbus_adapter_worker.app",
-                                stack.worker_env(provider))
-        stack.start_service("aggregator", "modelbus_aggregator.app",
-                            {"MODELBUS_AGGREGATOR_GROUP_ID": f"bud-agg-{uuid.uuid4().hex[:6]}"})
-        stack.start_service("router", "modelbus_router.app",
-                            {"MODELBUS_POLICY_PATH": str(workdir / "policy.yaml")})
-        stack.wait_ready()
-        yield stack
-    finally:
-        stack.stop()
+    stack = start_routed_stack(workdir, kafka_bootstrap, redis_url, POLICY,
+                               {provider: {} for provider in PROVIDERS})
+    yield stack
+    stack.stop()
 
 
 @pytest.mark.parametrize("provider", list(PROVIDERS))

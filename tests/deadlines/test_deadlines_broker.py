@@ -15,9 +15,9 @@ import time
 import uuid
 
 import pytest
-from modelbus_cli.stack import Stack
 from modelbus_testing.simulator import provider_calls, simulate
 
+from tests.conftest import start_routed_stack
 from tests.upstream import RESPONSES, Upstream, request_json
 
 pytestmark = pytest.mark.e2e
@@ -49,24 +49,11 @@ routes:
 @pytest.fixture(scope="module")
 def dl_stack(tmp_path_factory, kafka_bootstrap, redis_url):
     workdir = tmp_path_factory.mktemp(f"deadlines-{uuid.uuid4().hex[:6]}")
-    (workdir / "policy.yaml").write_text(POLICY)
-    stack = Stack(workdir)
-    stack.bootstrap, stack.redis_url, stack.database_url = kafka_bootstrap, redis_url, "unused"
-    try:
-        stack.start_infra()
-        stack.start_simulator()
-        # a breaker that never opens here: only the settled mark may stop the dropped part
-        stack.start_service("worker-openai", "modelbus_adapter_worker.app",
-                            {**stack.worker_env("openai"),
-                             "MODELBUS_BREAKER_FAILURE_THRESHOLD": "1000"})
-        stack.start_service("aggregator", "modelbus_aggregator.app",
-                            {"MODELBUS_AGGREGATOR_GROUP_ID": f"dl-agg-{uuid.uuid4().hex[:6]}"})
-        stack.start_service("router", "modelbus_router.app",
-                            {"MODELBUS_POLICY_PATH": str(workdir / "policy.yaml")})
-        stack.wait_ready()
-        yield stack
-    finally:
-        stack.stop()
+    # a breaker that never opens here: only the settled mark may stop the dropped part
+    stack = start_routed_stack(workdir, kafka_bootstrap, redis_url, POLICY,
+                               {"openai": {"MODELBUS_BREAKER_FAILURE_THRESHOLD": "1000"}})
+    yield stack
+    stack.stop()
 
 
 async def _ask(stack, body: dict, timeout: float) -> tuple[dict | None, float]:
