@@ -98,7 +98,9 @@ async def test_ensemble_request_is_one_connected_trace(kafka_bootstrap, redis_ur
     assert len(outside) == 1, "connected: every span's parent is in the trace or its root"
 
     calls = [s for s in everything if s.name.startswith("chat ")]
-    assert {s.attributes["gen_ai.system"] for s in calls} == {"openai", "anthropic", "gemini"}
+    assert {s.attributes["gen_ai.provider.name"] for s in calls} == \
+        {"openai", "anthropic", "gcp.gemini"}
+    assert not any("gen_ai.system" in s.attributes for s in calls), "the deprecated name"
     for span in calls:
         assert span.attributes["gen_ai.request.model"]
         assert span.attributes["gen_ai.usage.input_tokens"] > 0

@@ -4,7 +4,8 @@ The context travels in the W3C ``traceparent`` Kafka header. The consumer loop o
 CONSUMER span per message as a child of the header's context; everything a handler
 publishes carries that span's context on. Export is configured by the standard
 environment variables (``OTEL_EXPORTER_OTLP_ENDPOINT``, ``OTEL_TRACES_EXPORTER``,
-``OTEL_SDK_DISABLED``). With none set no span is built at all: :func:`span_or_carry`
+``OTEL_SDK_DISABLED``); the resource by ``OTEL_SERVICE_NAME`` and ``OTEL_RESOURCE_ATTRIBUTES``
+(``service.name`` defaults to ``modelbus-<service>``). With none set no span is built at all: :func:`span_or_carry`
 only makes the incoming context current, so what a handler publishes still carries the
 request's trace on (profiles put 4-6 % of a service's CPU in building spans nobody records).
 No prompt or response text is ever put on a span.
@@ -23,6 +24,25 @@ from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
 
 TRACER_NAME = "modelbus"
 
+#: modelbus provider deployment → ``gen_ai.provider.name`` (the GenAI semantic conventions'
+#: well-known values; a provider they do not name keeps its own name, e.g. ``selfhosted``)
+_GENAI_PROVIDER_NAMES = {"gemini": "gcp.gemini"}
+
+
+def genai_provider_name(provider: str) -> str:
+    return _GENAI_PROVIDER_NAMES.get(provider, provider)
+
+
+def service_resource(service: str):
+    """The resource of this process: ``OTEL_SERVICE_NAME`` and ``OTEL_RESOURCE_ATTRIBUTES``
+    win; what they leave unset defaults to ``service.name=modelbus-<service>`` and
+    ``service.namespace=modelbus``."""
+    from opentelemetry.sdk.resources import OTELResourceDetector, Resource
+
+    from_env = OTELResourceDetector().detect().attributes
+    defaults = {"service.name": f"modelbus-{service}", "service.namespace": "modelbus"}
+    return Resource.create({k: v for k, v in defaults.items() if k not in from_env})
+
 
 def configure_tracing(service: str) -> None:
     """Install an exporting tracer provider when the environment asks for one."""
@@ -36,11 +56,10 @@ def configure_tracing(service: str) -> None:
     if not isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider):
         return  # someone (a test, an agent) installed a provider already
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-    from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
-    provider = TracerProvider(resource=Resource.create({"service.name": f"modelbus-{service}"}))
+    provider = TracerProvider(resource=service_resource(service))
     provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
     trace.set_tracer_provider(provider)
 

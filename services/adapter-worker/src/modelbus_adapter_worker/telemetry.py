@@ -1,6 +1,6 @@
 """Traces and metrics of provider calls, following the OpenTelemetry GenAI conventions.
 
-One CLIENT span per provider attempt (``chat <model>``) with ``gen_ai.system``,
+One CLIENT span per provider attempt (``chat <model>``) with ``gen_ai.provider.name``,
 ``gen_ai.operation.name``, ``gen_ai.request.model``, ``gen_ai.response.model``,
 ``gen_ai.usage.input_tokens`` / ``output_tokens``, ``gen_ai.response.finish_reasons`` and
 ``error.type``. Never prompt or response text. Metrics: provider latency and time to first
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 
-from modelbus_runtime.tracing import span_or_carry
+from modelbus_runtime.tracing import genai_provider_name, span_or_carry
 from modelbus_schemas import TaskEvent
 from opentelemetry import context as otel_context
 from opentelemetry.trace import SpanKind, Status, StatusCode
@@ -53,7 +53,7 @@ def attempt_span(task: TaskEvent, number: int):
         otel_context.get_current(),
         kind=SpanKind.CLIENT,
         attributes=lambda: {
-            "gen_ai.system": task.provider,
+            "gen_ai.provider.name": genai_provider_name(task.provider),
             "gen_ai.operation.name": "chat",
             "gen_ai.request.model": task.model,
             "modelbus.attempt": number,
