@@ -9,9 +9,9 @@ produces the same output id and every consumer can deduplicate by it.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import ConfigDict, Field
+from pydantic import ConfigDict, Field, model_validator
 
 from modelbus_schemas import cloudevents as ce
 from modelbus_schemas.common import (
@@ -28,11 +28,15 @@ from modelbus_schemas.common import (
     TopicName,
     Usage,
 )
+from modelbus_schemas.content import MAX_TEXT_CHARS, ToolCall
 from modelbus_schemas.identity import scoped_id
 from modelbus_schemas.plan import BudgetHold, ExecutionPlan, RetrySpec, Target
 from modelbus_schemas.topics import RESPONSES
 
 FinishReason = Literal["stop", "length", "content_filter", "tool_calls", "error", "other"]
+Operation = Literal["chat", "embed"]
+EmbeddingInput = Annotated[str, Field(min_length=1, max_length=MAX_TEXT_CHARS)]
+Vector = list[float]
 
 
 class RequestEvent(Contract):
@@ -60,7 +64,14 @@ class RequestEvent(Contract):
         pattern=r"^[a-z0-9][a-z0-9._-]*$",
         description="Name of the task (a virtual model) in the routing policy.",
     )
-    messages: list[ChatMessage] = Field(min_length=1, max_length=256)
+    operation: Operation = Field(
+        default="chat", description="chat: answer the messages; embed: vectors for input")
+    messages: list[ChatMessage] = Field(
+        default_factory=list, max_length=256,
+        description="the conversation (at least one message for chat, none for embed)")
+    input: list[EmbeddingInput] | None = Field(
+        default=None, min_length=1, max_length=256,
+        description="texts to embed (operation embed only)")
     context: list[ContextBlock] = Field(default_factory=list, max_length=64)
     params: GenerationParams = GenerationParams()
     caller: Caller = Caller()
@@ -78,8 +89,20 @@ class RequestEvent(Contract):
     metadata: dict[str, str] = Field(default_factory=dict, max_length=32)
     created_at: datetime | None = None
 
+    @model_validator(mode="after")
+    def _operation_shape(self) -> RequestEvent:
+        check_operation(self.operation, self.messages, self.input)
+        return self
+
     def event_id(self) -> str:
         return self.request_id
+
+
+def check_operation(operation: str, messages: list, input: list | None) -> None:
+    if operation == "chat" and (not messages or input is not None):
+        raise ValueError("a chat request has at least one message and no input")
+    if operation == "embed" and (messages or not input):
+        raise ValueError("an embed request has input and no messages")
 
 
 class Rejection(Contract):
@@ -138,7 +161,9 @@ class TaskEvent(InternalEvent):
     parts_total: int = Field(ge=1)
     provider: str
     model: str
-    messages: list[ChatMessage]
+    operation: Operation = "chat"
+    messages: list[ChatMessage] = Field(default_factory=list)
+    input: list[str] | None = None
     context: list[ContextBlock] = Field(default_factory=list)
     params: GenerationParams = GenerationParams()
     caller: Caller = Caller()
@@ -193,6 +218,10 @@ class ResultEvent(InternalEvent):
     response_model: str | None = None
     status: Literal["ok", "error"]
     text: str | None = None
+    tool_calls: list[ToolCall] | None = None
+    parsed: Any | None = Field(default=None, description="the JSON answer, parsed, when the "
+                               "request asked for a json_object or json_schema format")
+    embeddings: list[Vector] | None = None
     finish_reason: FinishReason | None = None
     usage: Usage = Usage()
     cost_usd: float = Field(default=0.0, ge=0)
@@ -243,6 +272,13 @@ class ResponseEvent(InternalEvent):
     task: str | None = None
     status: Literal["ok", "partial", "error"]
     output: str | None = None
+    tool_calls: list[ToolCall] | None = Field(
+        default=None, description="functions the model asks the caller to run "
+        "(finish_reason tool_calls); answer with tool messages in a follow-up request")
+    parsed: Any | None = Field(default=None, description="the JSON answer, parsed, when the "
+                               "request asked for a json_object or json_schema format")
+    embeddings: list[Vector] | None = Field(
+        default=None, description="one vector per input, in order (operation embed)")
     finish_reason: FinishReason | None = Field(
         default=None, description="why the model whose answer is the output stopped "
         "(``length``: cut at the token limit); none on an error")
