@@ -54,6 +54,7 @@ from modelbus_runtime.metrics import (
     IN_FLIGHT,
     INFRA_RETRIES,
     MESSAGES_HANDLED,
+    forget_partitions,
 )
 from modelbus_runtime.offsets import OffsetTracker
 from modelbus_runtime.settings import RuntimeSettings
@@ -377,6 +378,7 @@ class EventConsumer:
         await self._commit(force=True, only=revoked)
         self._tracker.forget(revoked)
         self.assigned -= revoked
+        forget_partitions(self.group_id, revoked)
 
 
 async def _finish_or_cancel(tasks: set[asyncio.Task], deadline: float, what: str) -> None:

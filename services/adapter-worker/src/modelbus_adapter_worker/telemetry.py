@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 
+from modelbus_runtime.metrics import TEAM_LABEL
 from modelbus_runtime.tracing import genai_provider_name, span_or_carry
 from modelbus_schemas import TaskEvent
 from opentelemetry import context as otel_context
@@ -78,7 +79,7 @@ def record_attempt(span, task: TaskEvent, number: int, latency_ms: float,
         if error.status_code:
             span.set_attribute("http.response.status_code", error.status_code)
         return
-    team = task.caller.team or "-"
+    team = TEAM_LABEL(task.caller.team)
     TOKENS.labels(team, task.provider, task.model, "input").inc(completion.input_tokens)
     TOKENS.labels(team, task.provider, task.model, "output").inc(completion.output_tokens)
     COST.labels(team, task.provider, task.model).inc(

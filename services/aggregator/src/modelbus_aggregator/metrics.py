@@ -1,8 +1,12 @@
 """Prometheus metrics of the aggregator: responses by task and status, end-to-end latency
-(from the router receiving the request to the response being published), cost by task."""
+(from the router receiving the request to the response being published), cost by task.
+
+The ``task`` label is bounded (``modelbus_runtime.metrics.BoundedLabel``): the tasks in
+``MODELBUS_METRICS_TASKS`` when set, else the first ones seen, and ``other`` beyond."""
 
 from __future__ import annotations
 
+from modelbus_runtime.metrics import bounded_label
 from modelbus_schemas import ResponseEvent
 from prometheus_client import Counter, Histogram
 
@@ -16,10 +20,11 @@ END_TO_END = Histogram(
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
 )
 RESPONSE_COST = Counter("modelbus_response_cost_usd_total", "Cost of answered requests", ["task"])
+TASK_LABEL = bounded_label("tasks")
 
 
 def observe_response(response: ResponseEvent) -> None:
-    task = response.task or "-"
+    task = TASK_LABEL(response.task)
     RESPONSES.labels(task, response.status).inc()
     if response.latency_ms is not None:
         END_TO_END.labels(task).observe(response.latency_ms / 1000)
