@@ -133,7 +133,8 @@ def main() -> None:
             stack.start_service(name, f"modelbus_{name}.app")
         stack.start_service("worker-openai", "modelbus_adapter_worker.app",
                             stack.worker_env("openai"))
-        keys = [{"key_sha256": hash_key(key), "tenant": "bench", "team": "bench"}]
+        keys = [{"key_sha256": hash_key(key), "tenant": "bench", "team": "bench",
+                 "requests_per_min": 0}]  # the benchmark measures, it is not rate limited
         stack.start_service("gateway", "modelbus_gateway.app",
                             {"MODELBUS_API_KEYS": json.dumps(keys)})
         stack.wait_ready()

@@ -6,15 +6,17 @@ default; data class, region and session from ``x-modelbus-*`` headers), hands it
 :class:`~modelbus_gateway.gateway.Gateway` and renders the response in OpenAI's shape, plain
 or as SSE chunks. Every answer carries ``x-request-id``; successful ones also
 ``x-modelbus-models`` (the models that answered) and ``x-modelbus-status``.
+
+Every route is admitted first (:mod:`~modelbus_gateway.admission`: key, rate limits), and
+observed (:mod:`~modelbus_gateway.access`: span, access log); the body is read within
+``max_body_bytes`` (:mod:`~modelbus_gateway.body`).
 """
 
 from __future__ import annotations
 
 import time
-import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
-import orjson
 from modelbus_router.policy import Policy
 from modelbus_schemas import Caller, RequestEvent, ResponseEvent
 from pydantic import ValidationError
@@ -22,16 +24,12 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
-from modelbus_gateway.auth import ApiKeys, bearer_token
-from modelbus_gateway.errors import (
-    GatewayError,
-    bad_request,
-    from_error_info,
-    unauthorized,
-    unknown_model,
-)
+from modelbus_gateway.access import JSON, CallRecord, observed
+from modelbus_gateway.admission import Admission
+from modelbus_gateway.body import read_body
+from modelbus_gateway.errors import bad_request, from_error_info, unknown_model
 from modelbus_gateway.gateway import Gateway
-from modelbus_gateway.metrics import CALL_SECONDS, CALLS, PENDING
+from modelbus_gateway.metrics import PENDING, observe_call
 from modelbus_gateway.openai_wire import (
     ChatCall,
     completion_body,
@@ -41,68 +39,57 @@ from modelbus_gateway.openai_wire import (
 )
 from modelbus_gateway.tasks import visible_tasks
 
-JSON = "application/json"
 BUDGET_HEADER = "x-modelbus-latency-budget-ms"
 
-
-def error_response(err: GatewayError, request_id: str | None = None) -> Response:
-    headers = err.headers()
-    if request_id:
-        headers["x-request-id"] = request_id
-    return Response(orjson.dumps(err.body()), err.status, headers, JSON)
+Admitted = Callable[[Request, CallRecord, Caller], Awaitable[Response]]
 
 
 class Api:
-    def __init__(self, gateway: Gateway, keys: ApiKeys, policy: Callable[[], Policy], *,
-                 reply_topic: str, default_budget_ms: int, stream_chunk_chars: int = 64
-                 ) -> None:
+    def __init__(self, gateway: Gateway, admission: Admission, policy: Callable[[], Policy],
+                 *, reply_topic: str, default_budget_ms: int, stream_chunk_chars: int = 64,
+                 max_body_bytes: int = 16 * 1024 * 1024, access_log: bool = True) -> None:
         self.gateway = gateway
-        self.keys = keys
+        self.admission = admission
         self.policy = policy
         self.reply_topic = reply_topic
         self.default_budget_ms = default_budget_ms
         self.chunk_chars = stream_chunk_chars
+        self.max_body_bytes = max_body_bytes
+        self.access_log = access_log
 
     def routes(self) -> list[Route]:
-        return [Route("/v1/chat/completions", self.chat_completions, methods=["POST"]),
-                Route("/v1/models", self.models, methods=["GET"])]
+        chat, models = "/v1/chat/completions", "/v1/models"
+        return [Route(chat, self._endpoint(chat, self.chat_completions, observe_call),
+                      methods=["POST"]),
+                Route(models, self._endpoint(models, self.models), methods=["GET"])]
 
-    def _caller(self, request: Request) -> Caller:
-        token = bearer_token(request.headers.get("authorization"))
-        if token is None:
-            raise unauthorized("You didn't provide an API key: send 'Authorization: Bearer <key>'")
-        caller = self.keys.caller_for(token)
-        if caller is None:
-            raise unauthorized("Incorrect API key provided")
-        return caller
+    def _endpoint(self, route: str, handler: Admitted, done=None):
+        async def admitted(request: Request, record: CallRecord) -> Response:
+            match = await self.admission.admit(
+                request.headers.get("authorization"),
+                request.client.host if request.client else None)
+            record.key_id, record.tenant = match.key_id, match.caller.tenant
+            return await handler(request, record, match.caller)
 
-    async def models(self, request: Request) -> Response:
-        try:
-            caller = self._caller(request)
-        except GatewayError as err:
-            return error_response(err)
-        return Response(models_body(visible_tasks(self.policy(), caller)), media_type=JSON)
+        return observed(route, admitted, access_log=self.access_log, done=done)
 
-    async def chat_completions(self, request: Request) -> Response:
+    async def models(self, request: Request, record: CallRecord, caller: Caller) -> Response:
+        return Response(models_body(visible_tasks(self.policy(), caller)), 200,
+                        {"x-request-id": record.request_id}, JSON)
+
+    async def chat_completions(self, request: Request, record: CallRecord, caller: Caller
+                               ) -> Response:
         started = time.perf_counter()
-        rid = "gw-" + uuid.uuid4().hex
-        try:
-            caller = self._caller(request)
-            call = parse_chat_request(await request.body())
-            event = self._event(rid, call, caller, request)
-            PENDING.set(len(self.gateway.pending))
-            response = await self.gateway.call(
-                event, request.headers.get("idempotency-key") or None)
-            if response.status == "error":
-                rid = response.request_id  # an idempotent retry answers for the first call
-                late = time.perf_counter() - started >= event.latency_budget_ms / 1000
-                raise from_error_info(response.error, deadline_passed=late)
-            out = self._render(response, call)
-        except GatewayError as err:
-            out = error_response(err, rid if err.status != 401 else None)
-        CALLS.labels(status=str(out.status_code)).inc()
-        CALL_SECONDS.observe(time.perf_counter() - started)
-        return out
+        call = parse_chat_request(await read_body(request, self.max_body_bytes))
+        event = self._event(record.request_id, call, caller, request)
+        PENDING.set(len(self.gateway.pending))
+        response = await self.gateway.call(event, request.headers.get("idempotency-key") or None)
+        # an idempotent retry answers for the first call
+        record.request_id = response.request_id
+        if response.status == "error":
+            late = time.perf_counter() - started >= event.latency_budget_ms / 1000
+            raise from_error_info(response.error, deadline_passed=late)
+        return self._render(response, call)
 
     def _event(self, rid: str, call: ChatCall, caller: Caller, request: Request) -> RequestEvent:
         headers = request.headers

@@ -20,6 +20,7 @@ from modelbus_schemas import RequestEvent
 from modelbus_schemas.topics import REQUESTS
 from pydantic import ValidationError
 
+from modelbus_gateway.admission import Admission
 from modelbus_gateway.api import Api
 from modelbus_gateway.auth import ApiKeys
 from modelbus_gateway.correlation import PendingReplies
@@ -48,9 +49,16 @@ async def build(ctx: ServiceContext) -> Service:
     gateway = Gateway(publish, PendingReplies(settings.max_pending),
                       IdempotencyStore(redis, settings.idempotency_ttl_s),
                       grace_ms=settings.deadline_grace_ms, poll_ms=settings.idempotency_poll_ms)
-    api = Api(gateway, load_keys(settings), lambda: policies.current, reply_topic=reply_topic,
+    admission = Admission(redis, load_keys(settings),
+                          key_requests_per_min=settings.key_requests_per_min,
+                          key_burst=settings.key_burst,
+                          auth_failures_per_min=settings.auth_failures_per_min,
+                          auth_failure_burst=settings.auth_failure_burst,
+                          prefix=settings.rate_limit_prefix)
+    api = Api(gateway, admission, lambda: policies.current, reply_topic=reply_topic,
               default_budget_ms=settings.default_latency_budget_ms,
-              stream_chunk_chars=settings.stream_chunk_chars)
+              stream_chunk_chars=settings.stream_chunk_chars,
+              max_body_bytes=settings.max_body_bytes, access_log=settings.access_log)
     listener = ReplyListener(settings, reply_topic, settings.reply_partitions,
                              gateway.on_response,
                              before_stop=lambda: gateway.drain(settings.drain_timeout_s))

@@ -7,6 +7,7 @@ Every failure a caller sees is a :class:`GatewayError`: an HTTP status, OpenAI's
 
 from __future__ import annotations
 
+import math
 import re
 import time
 from dataclasses import dataclass
@@ -53,6 +54,18 @@ def unknown_model(task: str) -> GatewayError:
 def deadline_exceeded(budget_ms: int) -> GatewayError:
     return GatewayError(504, f"no response within the latency budget of {budget_ms} ms",
                         "timeout_error", ErrorCode.DEADLINE_EXCEEDED.value)
+
+
+def rate_limited(message: str, wait_s: float, code: str = "rate_limit_exceeded"
+                 ) -> GatewayError:
+    """429 with the whole seconds to wait before the next call is admitted."""
+    return GatewayError(429, message, "rate_limit_error", code,
+                        retry_after_s=max(1, math.ceil(wait_s)))
+
+
+def body_too_large(limit: int) -> GatewayError:
+    return GatewayError(413, f"request body larger than the limit of {limit} bytes",
+                        "invalid_request_error", "request_too_large")
 
 
 def overloaded(message: str) -> GatewayError:

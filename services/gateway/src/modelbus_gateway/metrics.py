@@ -15,3 +15,13 @@ REPLIES_REFUSED = Counter(
     "modelbus_gateway_replies_refused_total",
     "Records on the reply topic never handed to a caller, by reason (unauthenticated: no "
     "valid signature of a role allowed to answer; undecodable)", ["reason"])
+REFUSED = Counter(
+    "modelbus_gateway_refused_total",
+    "API calls refused before reaching the event log, by reason (key_rate_limited, "
+    "auth_throttled, body_too_large)", ["reason"])
+
+
+def observe_call(status: int, seconds: float) -> None:
+    """A chat completion call answered with ``status`` after ``seconds``."""
+    CALLS.labels(status=str(status)).inc()
+    CALL_SECONDS.observe(seconds)
