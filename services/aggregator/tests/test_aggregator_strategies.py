@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from modelbus_aggregator.answers import normalise
 from modelbus_aggregator.checks import run_check
-from modelbus_aggregator.strategies import best_score, is_ready, majority, merge_all, normalise
+from modelbus_aggregator.strategies import best_score, is_ready, majority, merge_all
 from modelbus_schemas import CheckSpec, EnsembleSpec
 
 from services.aggregator.tests.aggregator_factories import make_result

@@ -16,6 +16,7 @@ from __future__ import annotations
 from modelbus_schemas import EnsembleSpec, ErrorCode, ErrorInfo, ResultEvent, TaskEvent
 
 from modelbus_aggregator.actions import Action, Dispatch, FlowInput, Respond
+from modelbus_aggregator.answers import answer_text
 from modelbus_aggregator.judge import ensemble_messages, listed_parts, question_of, read_choice
 from modelbus_aggregator.responses import build_response, missing_summary
 from modelbus_aggregator.steps import judge_task
@@ -68,14 +69,14 @@ def _missing(total: int, parts: list[ResultEvent]):
 
 def _judge_task(origin: TaskEvent, spec: EnsembleSpec, ok: list[ResultEvent]) -> TaskEvent:
     messages = ensemble_messages(question_of(origin.messages),
-                                 [(r.part_id, r.text or "") for r in ok])
+                                 [(r.part_id, answer_text(r)) for r in ok])
     return judge_task(origin, judge=spec.judge, step=0, messages=messages)
 
 
 def _judged(verdict: ResultEvent | None, ok: list[ResultEvent]) -> Pick:
     """The candidate the judge chose, mapped back to its part through the judge's prompt."""
     if verdict is None or verdict.status != "ok":
-        return Pick(ok[0].text or "", [ok[0]])
+        return Pick(ok[0].text, [ok[0]])
     candidates = ok
     if verdict.origin is not None:
         by_part = {r.part_id: r for r in ok}
@@ -84,4 +85,4 @@ def _judged(verdict: ResultEvent | None, ok: list[ResultEvent]) -> Pick:
             candidates = listed
     index = read_choice(verdict.text, len(candidates))
     chosen = candidates[index] if index is not None else ok[0]
-    return Pick(chosen.text or "", [chosen])
+    return Pick(chosen.text, [chosen])

@@ -32,8 +32,8 @@ FAIL_WORDS = {"fail", "failed", "no", "reject", "rejected", "bad", "incorrect", 
 
 
 def question_of(messages: list[ChatMessage]) -> str:
-    users = [m.content for m in messages if m.role == "user"]
-    return users[-1] if users else (messages[-1].content if messages else "")
+    users = [m.text for m in messages if m.role == "user"]
+    return users[-1] if users else (messages[-1].text if messages else "")
 
 
 def ensemble_messages(question: str, candidates: list[tuple[int, str]],
@@ -50,7 +50,7 @@ def ensemble_messages(question: str, candidates: list[tuple[int, str]],
 
 def listed_parts(messages: list[ChatMessage]) -> list[int]:
     """The part ids of the candidates in a judge prompt, in candidate order."""
-    found = _CANDIDATE.findall(messages[-1].content) if messages else []
+    found = _CANDIDATE.findall(messages[-1].text) if messages else []
     return [int(part) for _, part in sorted(found, key=lambda m: int(m[0]))]
 
 

@@ -55,6 +55,7 @@ from modelbus_schemas import (
     ResponseEvent,
     Target,
     TaskEvent,
+    ToolCall,
     Usage,
 )
 from modelbus_schemas.identity import scoped_id
@@ -119,6 +120,8 @@ class _Output:
     text: str
     status: str = "ok"
     confidence: float | None = None
+    tool_calls: None = None
+    parsed: None = None
 
 
 class _Denied(Exception):
@@ -154,21 +157,30 @@ class OutputGuardian:
             return Respond(response)
         original, response = response, _with_failed(response, record.failed)
         findings = list(record.findings)
-        if response.status == "error" or response.output is None:
+        if response.status == "error" or (response.output is None
+                                          and not response.tool_calls):
             return Respond(response.model_copy(update={"guardrails": findings}))
+        update: dict = {}
         try:
-            text = self._schema(record, response, findings)
-            if isinstance(text, Dispatch):
-                await self._remember_failed(original)
-                return text
-            text = _rules(record.output, text, findings)
+            if response.output is not None:
+                text = self._schema(record, response, findings)
+                if isinstance(text, Dispatch):
+                    await self._remember_failed(original)
+                    return text
+                update["output"] = _rules(record.output, text, findings)
+                if response.parsed is not None and update["output"] != response.output:
+                    update["parsed"] = _parsed_or_none(update["output"])
+            if response.tool_calls:
+                update["tool_calls"] = _guard_calls(record.output, response.tool_calls,
+                                                    findings)
         except _Denied as denied:
             return Respond(response.model_copy(update={
-                "status": "error", "output": None, "guardrails": findings,
+                "status": "error", "output": None, "tool_calls": None, "parsed": None,
+                "guardrails": findings,
                 "error": ErrorInfo(code=ErrorCode.OUTPUT_INVALID, message=(
                     f"the output failed the {denied.guard} guardrail: {denied}")[:4096]),
             }))
-        return Respond(response.model_copy(update={"output": text, "guardrails": findings}))
+        return Respond(response.model_copy(update={**update, "guardrails": findings}))
 
     async def for_caller(self, response: ResponseEvent) -> ResponseEvent:
         """``response`` with the request's placeholders restored, where the route allows."""
@@ -239,6 +251,22 @@ class OutputGuardian:
             await self.redis.hset(self._key(_scope(response)), f"failed:{step:02d}", body)
         except (RedisError, OSError) as exc:
             raise TransientInfraError(f"redis unavailable for guard records: {exc}") from exc
+
+
+def _guard_calls(spec: OutputSpec, calls: list[ToolCall],
+                 findings: list[GuardrailFinding]) -> list[ToolCall]:
+    """Tool-call arguments reach the caller's tools: deny lists, PII and forbidden patterns
+    apply to them as to text (patterns an answer *requires* do not)."""
+    forbidding = spec.model_copy(update={"regex": [r for r in spec.regex if not r.require]})
+    return [call.model_copy(update={"arguments": _rules(forbidding, call.arguments, findings)})
+            for call in calls]
+
+
+def _parsed_or_none(text: str):
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return None
 
 
 def _rules(spec: OutputSpec, text: str, findings: list[GuardrailFinding]) -> str:

@@ -47,6 +47,25 @@ def finish_reason(output: str | None, answered: list[ResultEvent]) -> FinishReas
     return "length" if "length" in reasons else None
 
 
+def _structured(output: str | None, answered: list[ResultEvent]) -> dict:
+    """Tool calls, parsed JSON and vectors of the answer: those of the result(s) whose
+    answer *is* the output (a blend of several answers, as ``all`` makes, has none)."""
+    producers = [r for r in answered if r.text == output]
+    if not producers:
+        return {}
+    first = producers[0]
+    return {"tool_calls": first.tool_calls, "parsed": first.parsed,
+            "embeddings": first.embeddings}
+
+
+def _finish(output: str | None, answered: list[ResultEvent], structured: dict):
+    if output is None and structured.get("tool_calls"):
+        return "tool_calls"
+    if output is None and structured.get("embeddings") is not None:
+        return "stop"
+    return finish_reason(output, answered)
+
+
 def build_response(
     results: list[ResultEvent],
     *,
@@ -65,6 +84,7 @@ def build_response(
     for r in ordered:
         usage = usage + r.usage
     models = list(dict.fromkeys(label(r) for r in answered))
+    structured = _structured(output, list(answered))
     return ResponseEvent(
         event_id=ResponseEvent.make_id(scoped_id(first.tenant, first.request_id)),
         request_id=first.request_id,
@@ -72,7 +92,8 @@ def build_response(
         task=first.task,
         status=status,
         output=output,
-        finish_reason=finish_reason(output, list(answered)),
+        **structured,
+        finish_reason=_finish(output, list(answered), structured),
         error=error,
         models=models,
         parts=sorted([summarize(r) for r in ordered] + list(missing),

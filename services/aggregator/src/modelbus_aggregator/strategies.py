@@ -6,8 +6,9 @@ in part order (= policy order), so ties always break the same way:
 * ``first_success`` — the first successful part answers (the aggregator responds as soon
   as one succeeds; if several are already stored, the lowest part id).
 * ``majority`` — vote over normalised answers (case, whitespace, trailing punctuation and
-  quotes ignored); the biggest group wins, a tie goes to the group holding the earliest
-  part; the output is that part's original text.
+  quotes ignored; tool calls compared as canonical JSON of name + arguments, in any order;
+  JSON answers as canonical JSON); the biggest group wins, a tie goes to the group holding
+  the earliest part; the output is that part's original answer.
 * ``all`` — every successful answer, labelled with its model, in part order.
 * ``best_score`` — the highest score by the validator ``CheckSpec`` if the policy gives
   one (pass/fail, or the confidence for ``min_confidence``), then by confidence; ties by
@@ -19,27 +20,20 @@ in part order (= policy order), so ties always break the same way:
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 from modelbus_schemas import CheckSpec, EnsembleSpec, ResultEvent
 
+from modelbus_aggregator.answers import answer_key
 from modelbus_aggregator.checks import run_check
-
-_SPACE = re.compile(r"\s+")
-_EDGE = " \t\n.!?;:,\"'`*_()[]{}"
 
 
 @dataclass(frozen=True)
 class Pick:
-    """The chosen output and the parts that gave it."""
+    """The chosen output and the parts that gave it (``None``: the answer is tool calls)."""
 
-    output: str
+    output: str | None
     winners: list[ResultEvent]
-
-
-def normalise(text: str) -> str:
-    return _SPACE.sub(" ", text.casefold()).strip(_EDGE)
 
 
 def label(result: ResultEvent) -> str:
@@ -58,15 +52,15 @@ def is_ready(spec: EnsembleSpec, arrived: list[ResultEvent], total: int) -> bool
 
 
 def first_success(ok: list[ResultEvent]) -> Pick:
-    return Pick(ok[0].text or "", [ok[0]])
+    return Pick(ok[0].text, [ok[0]])
 
 
 def majority(ok: list[ResultEvent]) -> Pick:
     groups: dict[str, list[ResultEvent]] = {}
     for result in ok:  # dicts keep insertion order: the first group holds the earliest part
-        groups.setdefault(normalise(result.text or ""), []).append(result)
+        groups.setdefault(answer_key(result), []).append(result)
     winners = max(groups.values(), key=len)  # max keeps the first of equal groups
-    return Pick(winners[0].text or "", winners)
+    return Pick(winners[0].text, winners)
 
 
 def merge_all(ok: list[ResultEvent]) -> Pick:
@@ -89,7 +83,7 @@ def best_score(ok: list[ResultEvent], validator: CheckSpec | None) -> Pick:
         key = score_of(result, validator)
         if key > best_key:  # strictly better only: ties stay with the earlier part
             best, best_key = result, key
-    return Pick(best.text or "", [best])
+    return Pick(best.text, [best])
 
 
 def choose(spec: EnsembleSpec, ok: list[ResultEvent]) -> Pick:
