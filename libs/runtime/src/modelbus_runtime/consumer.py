@@ -152,6 +152,10 @@ class EventConsumer:
         await self._commit(force=True)
         await self._consumer.stop()
 
+    async def discard(self) -> None:
+        """Close a consumer that was never started (a start-up given up or stopped)."""
+        await self._consumer.stop()
+
     # -- main loop ---------------------------------------------------------------------
 
     async def _run(self) -> None:

@@ -13,11 +13,16 @@ batch of fifty messages costs a few round trips rather than a hundred and fifty 
 put a fifth of each service's CPU in those per-command socket writes). Each caller still
 awaits its own reply or its own error; scripts (EVALSHA, with the NOSCRIPT fallback) go
 the same way. Explicit ``pipeline()`` blocks and MULTI/EXEC transactions are untouched.
+
+Clients connect lazily; every client :func:`build_redis` makes is remembered (weakly), so
+the service runner can check, before it reports a service started, that the Redis its
+builder asked for answers (:func:`built_clients`, :func:`where`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import weakref
 
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
@@ -26,6 +31,7 @@ from redis.backoff import NoBackoff
 from modelbus_runtime.settings import RuntimeSettings
 
 _Queued = tuple[tuple, dict, asyncio.Future]
+_built: weakref.WeakSet = weakref.WeakSet()
 
 
 class CoalescingRedis(aioredis.Redis):
@@ -97,5 +103,21 @@ def build_redis(settings: RuntimeSettings, max_connections: int | None = None) -
             settings.redis_url, max_connections=max_connections, timeout=max(1.0, timeout * 2),
             **common,
         )
-        return CoalescingRedis(connection_pool=pool)
-    return CoalescingRedis.from_url(settings.redis_url, decode_responses=False, **common)
+        client = CoalescingRedis(connection_pool=pool)
+    else:
+        client = CoalescingRedis.from_url(settings.redis_url, decode_responses=False, **common)
+    _built.add(client)
+    return client
+
+
+def built_clients() -> set[CoalescingRedis]:
+    """The clients :func:`build_redis` made that are still alive."""
+    return set(_built)
+
+
+def where(client: aioredis.Redis) -> str:
+    """``Redis at host:port`` of a client, never its password."""
+    kwargs = client.connection_pool.connection_kwargs
+    if "path" in kwargs:
+        return f"Redis at {kwargs['path']}"
+    return f"Redis at {kwargs.get('host', '?')}:{kwargs.get('port', 6379)}"

@@ -5,6 +5,11 @@ An ``app.py`` builds a :class:`Service` (its consumers and any extra resources) 
 finish in-flight work within ``drain_timeout_s`` (all consumers at once; what is unfinished
 then is cancelled and left uncommitted), commit, leave the groups and close everything in
 order, and the process exits with code 0.
+
+Start-up honours the same signals: a service waiting for its broker, Redis or database
+(:mod:`modelbus_runtime.startup`) stops at once, closing what it had started, and exits 0;
+one still not started after ``startup_timeout_s`` (``MODELBUS_STARTUP_TIMEOUT_S``) logs
+one line saying what it waited for and exits 1.
 """
 
 from __future__ import annotations
@@ -23,7 +28,9 @@ from modelbus_runtime.dlq import DeadLetterPublisher
 from modelbus_runtime.health import health_app, serve_http
 from modelbus_runtime.kafka import EventProducer, ensure_topics
 from modelbus_runtime.logging import configure_logging
+from modelbus_runtime.redis import built_clients, where
 from modelbus_runtime.settings import RuntimeSettings
+from modelbus_runtime.startup import StartupTimeout, StartupWait, one_line, until_started
 from modelbus_runtime.tracing import configure_tracing
 
 log = logging.getLogger(__name__)
@@ -49,38 +56,90 @@ class Service:
 Builder = Callable[[ServiceContext], Awaitable[Service]]
 
 
+@dataclass
+class _Started:
+    """What a start-up has brought up so far, so a stop or time-out mid-way closes it."""
+
+    producer: EventProducer | None = None
+    service: Service | None = None
+    consumers: list[EventConsumer] = field(default_factory=list)
+    http: tuple | None = None
+
+    async def close(self) -> None:
+        await asyncio.gather(*(consumer.stop() for consumer in self.consumers))
+        built = self.service.consumers if self.service else []
+        await asyncio.gather(*(c.discard() for c in built if c not in self.consumers))
+        for close in reversed(self.service.closers if self.service else []):
+            await close()
+        if self.producer:
+            await self.producer.stop()
+        if self.http:
+            self.http[0].should_exit = True
+            await self.http[1]
+
+
+async def _start(name: str, settings: RuntimeSettings, build: Builder, role: str | None,
+                 wait: StartupWait, started: _Started) -> Service:
+    broker = f"the broker at {settings.kafka_bootstrap_servers}"
+    if settings.ensure_topics:
+        await wait.retry(broker, lambda: ensure_topics(settings, all_topics(), attempts=1))
+    started.producer = producer = EventProducer(settings, name, role=role)
+    await wait.retry(broker, producer.start)
+    ctx = ServiceContext(name, settings, producer,
+                         DeadLetterPublisher(producer, name, settings.max_message_bytes))
+    before = built_clients()
+    started.service = service = await wait.retry(f"{name}'s dependencies", lambda: build(ctx))
+    for client in built_clients() - before:  # Redis connects lazily: ask it once now
+        await wait.retry(where(client), client.ping)
+    for consumer in service.consumers:
+        await wait.retry(broker, consumer.start)
+        started.consumers.append(consumer)
+    if settings.health_port:
+        app = health_app(name, lambda: all(c.ready for c in service.consumers), service.routes)
+        started.http = await serve_http(app, settings.health_host, settings.health_port)
+    return service
+
+
 async def serve(name: str, settings: RuntimeSettings, build: Builder, stop: asyncio.Event,
                 *, role: str | None = None) -> None:
     """Run one service until ``stop``; it signs what it publishes as ``role`` (its name
-    unless given: a service named for its provider still signs as ``adapter-worker``)."""
-    if settings.ensure_topics:
-        await ensure_topics(settings, all_topics())
-    producer = EventProducer(settings, name, role=role)
-    await producer.start()
-    ctx = ServiceContext(name, settings, producer, DeadLetterPublisher(producer, name, settings.max_message_bytes))
-    service = await build(ctx)
-    for consumer in service.consumers:
-        await consumer.start()
-    http = None
-    if settings.health_port:
-        app = health_app(name, lambda: all(c.ready for c in service.consumers), service.routes)
-        http = await serve_http(app, settings.health_host, settings.health_port)
+    unless given: a service named for its provider still signs as ``adapter-worker``).
+
+    Start-up waits for unreachable dependencies (:mod:`modelbus_runtime.startup`) and
+    ends early, closing what it started, when ``stop`` is set; past
+    ``startup_timeout_s`` it raises :class:`StartupTimeout`."""
+    wait = StartupWait(name, settings.startup_timeout_s)
+    started = _Started()
+    try:
+        service = await until_started(wait, stop,
+                                      _start(name, settings, build, role, wait, started))
+    except BaseException:
+        await _close_bounded(name, started, settings.drain_timeout_s)
+        raise
+    if service is None:
+        log.info("%s stopped while starting (at: %s)", name, wait.step)
+        await _close_bounded(name, started, settings.drain_timeout_s)
+        return
     log.info("%s started", name)
     try:
         await stop.wait()
     finally:
         log.info("%s stopping: draining in-flight work", name)
-        started = time.monotonic()
+        began = time.monotonic()
         # every consumer drains at once: the bound is drain_timeout_s, not one per consumer
         await asyncio.gather(*(consumer.stop() for consumer in service.consumers))
-        log.info("%s drained in %.1fs", name, time.monotonic() - started)
-        for close in reversed(service.closers):
-            await close()
-        await producer.stop()
-        if http:
-            http[0].should_exit = True
-            await http[1]
+        log.info("%s drained in %.1fs", name, time.monotonic() - began)
+        started.consumers.clear()
+        await started.close()
         log.info("%s stopped", name)
+
+
+async def _close_bounded(name: str, started: _Started, bound: float) -> None:
+    """Close a half-started service within ``bound`` seconds, whatever its dependencies do."""
+    try:
+        await asyncio.wait_for(started.close(), bound)
+    except Exception as exc:  # noqa: BLE001 - exiting anyway; say what was left
+        log.warning("%s: closing a half-started service: %s", name, one_line(exc))
 
 
 def dump_tasks() -> None:
@@ -109,6 +168,11 @@ def run_service(name: str, settings: RuntimeSettings, build: Builder) -> None:
     try:
         import uvloop
 
-        uvloop.run(main())
+        runner = uvloop.run
     except ImportError:  # pragma: no cover - uvloop is a declared dependency
-        asyncio.run(main())
+        runner = asyncio.run
+    try:
+        runner(main())
+    except StartupTimeout as exc:  # one line, no traceback: nothing here is a bug
+        log.error("%s", exc)
+        raise SystemExit(1) from None

@@ -48,6 +48,9 @@ class RuntimeSettings(BaseSettings):
     max_in_flight: int = 256
     commit_interval_ms: int = 50
     drain_timeout_s: float = 20.0
+    # How long start-up waits for an unreachable broker, Redis or database before the
+    # process exits 1 with a one-line reason (modelbus_runtime.startup).
+    startup_timeout_s: float = Field(default=120.0, gt=0)
     max_message_bytes: int = 1_048_576
 
     # Producer behaviour. No linger: aiokafka's 1 ms linger measured as 2-3 ms more per hop
