@@ -72,6 +72,17 @@ class RuntimeSettings(BaseSettings):
     signing_keys: str | None = Field(default=None, repr=False)
     signing_keys_file: str | None = None
 
+    # Claim check (modelbus_runtime.claimcheck): content parts above the threshold travel as
+    # references to a blob store: MODELBUS_BLOB_URL (postgresql://, sqlite:///, s3://bucket/
+    # prefix), else DATABASE_URL, else a SQLite file every local process shares.
+    blob_url: str | None = Field(default=None, repr=False)
+    blob_database_url: str | None = Field(default=None, repr=False,
+                                          validation_alias=AliasChoices("DATABASE_URL"))
+    blob_sqlite_path: str = ".modelbus/blobs.db"
+    blob_s3_endpoint_url: str | None = None
+    blob_s3_region: str | None = None
+    claim_check_threshold_bytes: int = Field(default=512 * 1024, ge=1024)
+
     def kafka_client_options(self) -> dict[str, object]:
         """Keyword arguments every aiokafka client of this service takes: the bootstrap
         servers and, when configured, the SASL credentials."""
