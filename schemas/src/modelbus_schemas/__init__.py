@@ -47,6 +47,7 @@ from modelbus_schemas.plan import (
     RetrySpec,
     Target,
 )
+from modelbus_schemas.shadow import PolicyAnswer, ShadowDecisionEvent
 
 __all__ = [
     "ApprovalDecisionEvent",
@@ -76,6 +77,7 @@ __all__ = [
     "ModelRef",
     "NamedToolChoice",
     "PartSummary",
+    "PolicyAnswer",
     "Rejection",
     "RequestEvent",
     "ResponseEvent",
@@ -83,6 +85,7 @@ __all__ = [
     "ResultEvent",
     "RetrySpec",
     "RoutingDecision",
+    "ShadowDecisionEvent",
     "Target",
     "TaskEvent",
     "TextPart",

@@ -20,6 +20,7 @@ from modelbus_schemas.events import (
     ResultEvent,
     TaskEvent,
 )
+from modelbus_schemas.shadow import ShadowDecisionEvent
 
 SCHEMA_DIR = Path(__file__).resolve().parents[2] / "json"
 BASE_ID = "https://modelbus.dev/schemas/"
@@ -32,6 +33,7 @@ CONTRACT: dict[str, type[BaseModel]] = {
     "deadletter.v1": DeadLetterInfo,
     "approval-request.v1": ApprovalRequestEvent,
     "approval-decision.v1": ApprovalDecisionEvent,
+    "decision-shadow.v1": ShadowDecisionEvent,
 }
 
 

@@ -12,6 +12,8 @@ RESPONSES = "modelbus.responses.v1"
 #: Requests parked for human approval, and the approvers' decisions.
 APPROVALS_PENDING = "modelbus.approvals.pending.v1"
 APPROVALS_DECISIONS = "modelbus.approvals.decisions.v1"
+#: What a shadow policy would have decided for each live request (never acted on).
+DECISIONS_SHADOW = "modelbus.decisions.shadow.v1"
 
 #: Providers with a worker deployment and a task topic of their own.
 PROVIDERS: tuple[str, ...] = ("openai", "anthropic", "gemini", "selfhosted")
@@ -52,6 +54,7 @@ _WRITERS: dict[str, frozenset[str]] = {
     RESULTS: frozenset({WORKER}),
     APPROVALS_PENDING: frozenset({ROUTER}),
     APPROVALS_DECISIONS: frozenset({APPROVER}),
+    DECISIONS_SHADOW: frozenset({ROUTER}),
 }
 
 

@@ -54,7 +54,9 @@ from prometheus_client import Counter
 from modelbus_router.errors import RoutingError
 from modelbus_router.guardrails import (
     Approvals,
+    GuardrailsSpec,
     GuardRecords,
+    Screened,
     approval_reasons,
     build_record,
     needs_record,
@@ -75,6 +77,39 @@ DECISIONS = Counter(
     "modelbus_router_decisions_total", "Routing outcomes by route and outcome",
     ["route", "outcome"],
 )
+#: The ``route`` label of a task the policy does not name: the caller picks task names, so
+#: they never become label values (one series per name sent would grow without bound).
+UNKNOWN_ROUTE = "unknown"
+
+
+def route_label(policy: Policy, task: str) -> str:
+    """``task`` when the policy routes it, else :data:`UNKNOWN_ROUTE`: bounded by the policy."""
+    return task if task in policy.routes else UNKNOWN_ROUTE
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A request made ready for planning: screened by its route's input guards (possibly
+    rewritten: redacted, fenced) and resolved under the policy. No state is read or written
+    (:mod:`modelbus_router.replay` plans with it too, without side effects)."""
+
+    request: RequestEvent
+    resolved: Resolved
+    guards: GuardrailsSpec  # the route's effective guardrails
+    screened: Screened
+
+
+def prepare(policy: Policy, request: RequestEvent) -> Prepared:
+    """Resolve the route (``unknown_task``, RBAC) and screen the input (``guardrail_denied``):
+    the first, state-free part of routing, shared by the engine and by replay."""
+    resolved = resolve(policy, request)
+    guards = policy.guardrails_for(resolved.route)
+    screened = screen(guards.input, request, task=request.task,
+                      hosted=reaches_hosted(policy.catalog, resolved.spec))
+    if screened.request is not request:
+        request = screened.request
+        resolved = resolve(policy, request)  # estimate what will actually be sent
+    return Prepared(request, resolved, guards, screened)
 
 
 class HealthSource(Protocol):
@@ -158,7 +193,7 @@ class RouterEngine:
         if claim.state == "done":
             return Outcome()
         if claim.state == "duplicate":
-            DECISIONS.labels(route=request.task, outcome="duplicate").inc()
+            DECISIONS.labels(route=route_label(policy, request.task), outcome="duplicate").inc()
             return Outcome(response=error_response(
                 request, ErrorCode.DUPLICATE_REQUEST, claim.message(request), policy.version,
                 variant=f"duplicate:{fingerprint(request)}"))
@@ -168,7 +203,7 @@ class RouterEngine:
             rejected = exc.code is ErrorCode.APPROVAL_REJECTED  # final: a retry is no use
             if not rejected:
                 await self.idempotency.release(request)
-            DECISIONS.labels(route=request.task, outcome=exc.code.value).inc()
+            DECISIONS.labels(route=route_label(policy, request.task), outcome=exc.code.value).inc()
             response = error_response(request, exc.code, str(exc), policy.version)
             findings = getattr(exc, "findings", None)
             if findings:
@@ -176,14 +211,15 @@ class RouterEngine:
             return Outcome(response=response, finished=rejected)
         label = ("parked" if outcome.approval else
                  "cache_hit" if outcome.response else "dispatched")
-        DECISIONS.labels(route=request.task, outcome=label).inc()
+        DECISIONS.labels(route=route_label(policy, request.task), outcome=label).inc()
         return outcome
 
     def refusal(self, request: RequestEvent, exc: RoutingError) -> ResponseEvent:
         """The answer to a request refused before routing (identity, reply topic): for the
         default reply topic, with an id of its own (nothing was claimed or reserved)."""
-        DECISIONS.labels(route=request.task, outcome=exc.code.value).inc()
-        return error_response(request, exc.code, str(exc), self.policies.current.version,
+        policy = self.policies.current
+        DECISIONS.labels(route=route_label(policy, request.task), outcome=exc.code.value).inc()
+        return error_response(request, exc.code, str(exc), policy.version,
                               variant=f"refused:{fingerprint(request)}")
 
     async def on_approval(self, decision: ApprovalDecisionEvent) -> Outcome:
@@ -202,13 +238,9 @@ class RouterEngine:
 
     async def _route(self, policy: Policy, request: RequestEvent) -> Outcome:
         original = request
-        resolved = resolve(policy, request)
-        guards = policy.guardrails_for(resolved.route)
-        screened = screen(guards.input, request, task=request.task,
-                          hosted=reaches_hosted(policy.catalog, resolved.spec))
-        if screened.request is not request:
-            request = screened.request
-            resolved = resolve(policy, request)  # estimate what will actually be sent
+        ready = prepare(policy, request)
+        request, resolved, guards, screened = (ready.request, ready.resolved, ready.guards,
+                                               ready.screened)
         findings = list(screened.findings)
         try:
             await self.quotas.admit(policy.quotas, request)

@@ -1,0 +1,123 @@
+"""Recorded requests read from the audit store, a batch at a time, read-only.
+
+Uses the audit service's own table definitions and row type (:mod:`modelbus_audit.tables`,
+:mod:`modelbus_audit.stored`, :func:`modelbus_audit.db.create_engine`) as a library; the
+queries it needs (request rows by id order, then the task, result and response rows of one
+batch of requests) are written here. Only genuine rows count: flagged ones (conflicting
+copies, unauthenticated or undecodable events) are skipped. Memory is one batch.
+
+Imported by the CLI only: the router process never loads the audit package.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import datetime
+
+from modelbus_audit.db import create_engine
+from modelbus_audit.stored import StoredEvent
+from modelbus_audit.tables import audit_events as ev
+from sqlalchemy import and_, func, or_, select
+
+from modelbus_router.replay.recorded import Recorded, request_of, then_of
+
+BATCH = 500
+_FOLLOWERS = ("task", "result", "response")
+
+
+@dataclass(frozen=True)
+class Window:
+    """Which recorded requests to replay."""
+
+    since: datetime | None = None
+    until: datetime | None = None
+    tenant: str | None = None
+    team: str | None = None
+    sample: int | None = None  # about this many, spread evenly over the window
+
+    def clauses(self) -> list:
+        out = [ev.c.kind == "request", ev.c.flags.is_(None)]
+        if self.since is not None:
+            out.append(ev.c.event_time >= self.since)
+        if self.until is not None:
+            out.append(ev.c.event_time < self.until)
+        if self.tenant is not None:
+            out.append(ev.c.tenant == self.tenant)
+        if self.team is not None:
+            out.append(ev.c.team == self.team)
+        return out
+
+
+class AuditSource:
+    """``async for batch in source.batches()``: lists of :class:`Recorded`."""
+
+    def __init__(self, database_url: str, window: Window = Window(), batch: int = BATCH) -> None:
+        self.engine = create_engine(database_url)
+        self.window, self.batch = window, batch
+        self.skipped = 0  # request rows that hold no usable request
+
+    async def count(self) -> int:
+        """How many requests :meth:`batches` will go through (before skipping)."""
+        total = await self._count_all()
+        return min(total, self.window.sample) if self.window.sample else total
+
+    async def batches(self) -> AsyncIterator[list[Recorded]]:
+        total = await self._count_all()
+        stride = max(1, total // self.window.sample) if self.window.sample else 1
+        after, index, taken = 0, 0, 0
+        while True:
+            async with self.engine.connect() as conn:
+                rows = [StoredEvent.from_row(r) for r in (await conn.execute(
+                    select(ev).where(ev.c.id > after, *self.window.clauses())
+                    .order_by(ev.c.id).limit(self.batch))).mappings()]
+                if not rows:
+                    return
+                after = rows[-1].id
+                picked = []
+                for row in rows:
+                    if index % stride == 0 and (not self.window.sample
+                                                or taken < self.window.sample):
+                        picked.append(row)
+                        taken += 1
+                    index += 1
+                related = await self._related(conn, picked)
+            out = []
+            for row in picked:
+                then = then_of(related.get((row.tenant, row.request_id), []))
+                request, redacted, purged = request_of(row, then)
+                if request is None:
+                    self.skipped += 1
+                    continue
+                out.append(Recorded(request, then, redacted=redacted, purged=purged))
+            if out:
+                yield out
+
+    async def _count_all(self) -> int:
+        async with self.engine.connect() as conn:
+            return (await conn.execute(
+                select(func.count()).select_from(ev).where(*self.window.clauses()))).scalar_one()
+
+    async def _related(self, conn, rows: list[StoredEvent]) -> dict[tuple, list[StoredEvent]]:
+        """The task, result and response rows of ``rows``' requests, by (tenant, request id);
+        results carry no tenant and join on the request id alone."""
+        ids = sorted({r.request_id for r in rows if r.request_id})
+        if not ids:
+            return {}
+        tenants: dict[str, set] = defaultdict(set)
+        for r in rows:
+            tenants[r.request_id].add(r.tenant)
+        result = await conn.execute(select(ev).where(and_(
+            ev.c.request_id.in_(ids), ev.c.kind.in_(_FOLLOWERS), ev.c.flags.is_(None),
+            or_(ev.c.tenant.is_(None), ev.c.tenant.in_({r.tenant for r in rows if r.tenant})))))
+        out: dict[tuple, list[StoredEvent]] = defaultdict(list)
+        for mapping in result.mappings():
+            row = StoredEvent.from_row(mapping)
+            owners = [row.tenant] if row.tenant else sorted(tenants.get(row.request_id, ()))
+            for tenant in owners:
+                out[(tenant, row.request_id)].append(row)
+        return out
+
+    async def close(self) -> None:
+        await self.engine.dispose()

@@ -1,0 +1,35 @@
+"""Replay: recorded requests in, a :class:`~modelbus_router.replay.report.Report` out.
+
+Each request is routed under the candidate policy with :func:`~modelbus_router.replay.decide.decide`
+(no provider is called, no router state touched), compared with what was recorded, and
+folded into the report; with ``details`` each comparison is also written as one JSON line.
+Batches stream through: memory holds one batch and the report's bounded counters.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterable, Callable
+from typing import IO
+
+from modelbus_router.policy import Policy
+from modelbus_router.replay.compare import compare
+from modelbus_router.replay.decide import decide
+from modelbus_router.replay.recorded import Recorded
+from modelbus_router.replay.report import Report
+
+Progress = Callable[[int], None]
+
+
+async def replay(batches: AsyncIterable[list[Recorded]], policy: Policy, *,
+                 progress: Progress | None = None, details: IO[str] | None = None) -> Report:
+    report = Report(candidate_version=policy.version)
+    async for batch in batches:
+        for recorded in batch:
+            comparison = compare(policy, recorded, decide(policy, recorded.request))
+            report.add(comparison)
+            if details is not None:
+                details.write(json.dumps(comparison.as_dict(), default=str) + "\n")
+        if progress is not None:
+            progress(report.replayed)
+    return report
