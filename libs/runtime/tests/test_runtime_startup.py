@@ -43,6 +43,20 @@ def wait_for_line(proc: subprocess.Popen, log: Path, text: str, timeout: float =
              timeout, proc)
 
 
+def terminate_while_waiting(proc: subprocess.Popen, log: Path, text: str,
+                            after_s: float = 0.0) -> tuple[int, float]:
+    """SIGTERM once ``text`` is logged (and ``after_s`` more): exit code, seconds to exit."""
+    try:
+        wait_for_line(proc, log, text)
+        time.sleep(after_s)
+        proc.send_signal(signal.SIGTERM)
+        began = time.monotonic()
+        code = proc.wait(timeout=60)
+        return code, time.monotonic() - began
+    finally:
+        proc.kill()
+
+
 def dead_port() -> int:
     return free_port()  # bound and released: nothing listens there
 
@@ -50,15 +64,7 @@ def dead_port() -> int:
 def test_sigterm_while_waiting_for_the_broker_stops_within_the_drain_bound(tmp_path):
     proc, log = spawn(tmp_path, "modelbus_aggregator.app",
                       {"MODELBUS_KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{dead_port()}"})
-    try:
-        wait_for_line(proc, log, "waiting for the broker")
-        time.sleep(2.0)
-        proc.send_signal(signal.SIGTERM)
-        began = time.monotonic()
-        code = proc.wait(timeout=60)
-        took = time.monotonic() - began
-    finally:
-        proc.kill()
+    code, took = terminate_while_waiting(proc, log, "waiting for the broker", after_s=2.0)
     text = log.read_text(errors="replace")
     assert code == 0, text
     assert took < DRAIN_BOUND_S, f"exit took {took:.1f}s\n{text}"
@@ -134,14 +140,7 @@ def test_unreachable_database_is_named_and_sigterm_ends_the_wait(tmp_path, kafka
     proc, log = spawn(tmp_path, "modelbus_audit.app",
                       {"MODELBUS_KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
                        "DATABASE_URL": f"postgresql://postgres@127.0.0.1:{port}/audit"})
-    try:
-        wait_for_line(proc, log, "waiting for")
-        proc.send_signal(signal.SIGTERM)
-        began = time.monotonic()
-        code = proc.wait(timeout=60)
-        took = time.monotonic() - began
-    finally:
-        proc.kill()
+    code, took = terminate_while_waiting(proc, log, "waiting for")
     text = log.read_text(errors="replace")
     assert code == 0 and took < DRAIN_BOUND_S, text
     waiting = next(m["msg"] for m in messages(log) if "waiting for" in m["msg"])
