@@ -17,7 +17,7 @@ import asyncpg
 import pytest
 from modelbus_audit.record import AuditRecord
 from modelbus_audit.store import AuditStore
-from modelbus_audit.tables import audit_chain_heads, audit_events
+from modelbus_audit.tables import metadata
 from modelbus_schemas import (
     AttemptRecord,
     Caller,
@@ -85,8 +85,8 @@ def store_url(request, tmp_path):
 async def store(store_url):
     audit = await AuditStore.open(store_url)
     async with audit.engine.begin() as connection:  # PostgreSQL: the session database is shared
-        await connection.execute(delete(audit_events))
-        await connection.execute(delete(audit_chain_heads))
+        for table in metadata.sorted_tables:
+            await connection.execute(delete(table))
     yield audit
     await audit.close()
 

@@ -96,8 +96,9 @@ async def test_search_filters_and_pages(api, store, new_flow):
               "team": "support", "limit": 1000}
     found = (await api.get("/v1/events", params=window, headers=_as(OPS))).json()["items"]
     assert {(e["request_id"], e["kind"]) for e in found} == {
-        ("s-1", "request"), ("s-1", "task")}  # results carry no team; s-2 is at 14:00 UTC
-    assert len(found) == 3
+        ("s-1", "request"), ("s-1", "task"), ("s-1", "result"), ("s-1", "response")
+    }  # the results and response of a request are its team's too; s-2 is at 14:00 UTC
+    assert len(found) == 6
     bad = await api.get("/v1/events", params={"tenant": "a\x00b"}, headers=_as(OPS))
     assert bad.status_code == 422
 

@@ -1,6 +1,7 @@
-"""Revision 0003 on a store that already holds rows (SQLite and PostgreSQL): rows written by
-revision 0002 (no identity, hashed without the new columns) still verify after the upgrade,
-chains continue across it, and a redelivery of an event stored before it is not stored again."""
+"""Revisions 0003 and 0004 on a store that already holds rows (SQLite and PostgreSQL): rows
+written by revision 0002 (no identity, hashed without the new columns) still verify after the
+upgrade, chains continue across it, a redelivery of an event stored before it is not stored
+again, and 0004 backfills the request's caller onto every row and the usage rollup."""
 
 from __future__ import annotations
 
@@ -85,8 +86,9 @@ async def _check_upgrade(empty_url: str, new_flow) -> None:
     await _store_as_revision_0002(empty_url, before.records())
     store = await AuditStore.open(empty_url)  # migrates to head
     try:
-        assert await db.current_revision(store.engine) == "0003_identity_flags"
+        assert await db.current_revision(store.engine) == db.head_revision()
         assert (await store.verify()).ok
+        await _check_backfill(store, before)
         await store.write(before.records())  # redelivered after the upgrade: not stored again
         assert await store.count() == 6
         after = new_flow(f"new-{uuid.uuid4().hex[:6]}")
@@ -100,3 +102,16 @@ async def _check_upgrade(empty_url: str, new_flow) -> None:
         assert not (await store.verify()).ok  # old rows are still protected
     finally:
         await store.close()
+
+
+async def _check_backfill(store: AuditStore, flow) -> None:
+    """Every row of the old request carries its caller; the rollup holds its results."""
+    from modelbus_audit.queries import Filters
+
+    team = await store.search(Filters(team="support"), limit=100)
+    assert sorted(e.kind for e in team) == ["request", "response", "result", "result",
+                                            "task", "task"]
+    assert {(e.req_user, e.req_data_class) for e in team} == {("ana", "confidential")}
+    report = await store.usage_report(Filters(team="support"))  # from the rollup
+    assert sum(r["results"] for r in report) == 2 and {r["team"] for r in report} == {"support"}
+    assert report == await store.usage_report(Filters(team="support", user="ana"))  # raw

@@ -3,7 +3,7 @@
 Every ``/v1`` endpoint needs an ``X-API-Key`` (see :mod:`modelbus_audit.auth`); role ``ops``
 gets metadata only, role ``compliance`` also the stored text; ``/v1/requests/{id}/text`` is
 compliance-only (403 for ops). Endpoints: lineage of a request (tree + timeline), search
-(paginated by row id), usage and cost report by day, team and model, export (JSONL, CSV,
+(keyset pages by event time and row id), usage and cost report by day, team and model, export (JSONL, CSV,
 Parquet), verify. The compliance page (:mod:`modelbus_audit.ui`) is mounted under ``/ui``.
 
 The app only reads; ``create_api`` takes an open :class:`AuditStore`, so it runs inside the
@@ -25,7 +25,7 @@ from fastapi.security import APIKeyHeader
 from modelbus_audit import export
 from modelbus_audit.auth import ApiKeys
 from modelbus_audit.lineage import by_tenant
-from modelbus_audit.queries import MAX_PAGE, Filters
+from modelbus_audit.queries import MAX_PAGE, Filters, cursor_of
 from modelbus_audit.store import AuditStore, AuditStoreError
 from modelbus_audit.views import Role, event_dict, lineage_dict, text_of
 
@@ -135,14 +135,15 @@ def create_api(store: AuditStore, keys: ApiKeys) -> FastAPI:
     async def search(
         f: SearchFilters, role: AnyRole,
         limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100,
-        after: Annotated[int, Query(ge=0, le=2**62, description="row id of the last item "
-                                    "of the previous page (next_after)")] = 0,
+        after: Annotated[str | None, Query(max_length=64, pattern=r"^-?[0-9]+(-[0-9]+)?$",
+                                           description="next_after of the previous page")] = None,
     ) -> dict[str, Any]:
-        """Events matching every given filter, oldest first; follow ``next_after``."""
+        """Events matching every given filter, oldest first (event time, then row id); follow
+        ``next_after``."""
         events = await store.search(f, limit, after)
         return {
             "items": [event_dict(e, role) for e in events],
-            "next_after": events[-1].id if len(events) == limit else None,
+            "next_after": cursor_of(events[-1]) if len(events) == limit else None,
         }
 
     @app.get("/v1/reports/usage", tags=["reports"])

@@ -20,7 +20,7 @@ from pathlib import Path
 from modelbus_audit import export as exporter
 from modelbus_audit.broker_check import Progress
 from modelbus_audit.lineage import by_tenant
-from modelbus_audit.queries import Filters
+from modelbus_audit.queries import Filters, cursor_of
 from modelbus_audit.render import render_all
 from modelbus_audit.store import AuditStore
 from modelbus_audit.views import Role, event_dict
@@ -57,14 +57,15 @@ async def show(request_id: str, url: str | None = None, as_json: bool = False,
     return render_all(request_id, lineages)
 
 
-async def search(filters: Filters, url: str | None = None, limit: int = 50, after: int = 0,
+async def search(filters: Filters, url: str | None = None, limit: int = 50,
+                 after: str | None = None,
                  as_json: bool = False) -> str:
     async with _opened(url) as store:
         events = await store.search(filters, limit, after)
     rows = [event_dict(e, Role.OPS) for e in events]
     if as_json:
         return "\n".join(json.dumps(r, default=str) for r in rows)
-    more = f"\nnext page: --after {events[-1].id}" if len(events) == limit else ""
+    more = f"\nnext page: --after {cursor_of(events[-1])}" if len(events) == limit else ""
     return _table(rows, SEARCH_COLUMNS) + f"\n{len(rows)} events" + more
 
 

@@ -19,7 +19,7 @@ from typing import IO, Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from modelbus_audit.queries import Filters
+from modelbus_audit.queries import Filters, cursor_of
 from modelbus_audit.store import AuditStore
 from modelbus_audit.views import EXPORT_COLUMNS, Role, event_dict
 
@@ -46,14 +46,14 @@ async def iter_rows(
     store: AuditStore, filters: Filters, role: Role, limit: int | None = None
 ) -> AsyncIterator[list[dict[str, Any]]]:
     """Pages of exported rows matching ``filters`` (at most ``limit`` rows in all)."""
-    after, left = 0, limit
+    after, left = None, limit
     while left is None or left > 0:
         size = PAGE if left is None else min(PAGE, left)
         events = await store.search(filters, size, after)
         if not events:
             return
         yield [event_dict(event, role) for event in events]
-        after = events[-1].id
+        after = cursor_of(events[-1])
         left = None if left is None else left - len(events)
         if len(events) < size:
             return

@@ -1,30 +1,34 @@
 """Compliance queries over ``audit_events``: filtered search with keyset pagination, and the
-usage and cost report by day, team and model (a result's team is its own request's: same
-request id and tenant; flagged rows — conflicting copies, unauthenticated or undecodable
-results — are not usage and are left out). SQLAlchemy Core, the same SQL shape on SQLite and
-PostgreSQL (only the day expression differs).
+usage and cost report by day, team and model. SQLAlchemy Core, the same SQL shape on SQLite and
+PostgreSQL.
 
-Search pages are ordered by row id (insertion order) and continue after the last id of the
-previous page, so a page is stable while new rows arrive. The report counts provider results:
-their tokens and cost by model; the team comes from the request's own or its tasks' caller
-(results do not carry one), so results of a request without a stored caller count as team
-``None``.
+Team, user and data class filters match the *request's* caller (``req_team``, ``req_user``,
+``req_data_class``, see :mod:`modelbus_audit.callers`), so they find a request's results,
+responses and dead letters too. Search pages are ordered by (event time, row id) and continue
+after the cursor of the previous page's last row (:func:`cursor_of`): every filter has an index
+ending in (event_time, id), so a page — and a time window — starts where it should instead of
+scanning from the first row. The report reads the hourly rollup (:mod:`modelbus_audit.rollup`)
+when it can, and groups the raw results (flagged rows left out) when it is asked for filters
+the rollup does not keep (user, task, status, a window not on whole hours).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, and_, func, or_, select
+from sqlalchemy import Select, func, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from modelbus_audit.stored import StoredEvent
+from modelbus_audit import rollup
+from modelbus_audit.stored import StoredEvent, as_utc
 from modelbus_audit.tables import audit_events as ev
 
 MAX_PAGE = 1000
-_COLUMN_OF = {"user": "caller_user"}
+_COLUMN_OF = {"team": "req_team", "user": "req_user", "data_class": "req_data_class"}
+Cursor = tuple[datetime, int]
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -61,61 +65,58 @@ class Filters:
         return {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name)}
 
 
-def search_query(filters: Filters, limit: int, after_id: int = 0) -> Select:
+def cursor_of(event: StoredEvent) -> str:
+    """The opaque cursor of the page ending with ``event``: ``<epoch µs>-<row id>``."""
+    moment = event.event_time
+    micros = (moment - EPOCH) // timedelta(microseconds=1)
+    return f"{micros}-{event.id}"
+
+
+def parse_cursor(text: str) -> Cursor:
+    """A cursor from :func:`cursor_of`; ``ValueError`` when it is not one."""
+    micros, sep, row_id = text.rpartition("-")
+    if not sep or not micros.lstrip("-").isdigit() or not row_id.isdigit():
+        raise ValueError(f"not a search cursor: {text[:40]!r}")
+    return EPOCH + timedelta(microseconds=int(micros)), int(row_id)
+
+
+def search_query(filters: Filters, limit: int, after: Cursor | None = None) -> Select:
+    keyset = [] if after is None else [tuple_(ev.c.event_time, ev.c.id) > tuple_(*after)]
     return (
         select(ev)
-        .where(ev.c.id > after_id, *filters.clauses())
-        .order_by(ev.c.id)
+        .where(*keyset, *filters.clauses())
+        .order_by(ev.c.event_time, ev.c.id)
         .limit(max(1, min(limit, MAX_PAGE)))
     )
 
 
 async def search(
-    connection: AsyncConnection, filters: Filters, limit: int = 100, after_id: int = 0
+    connection: AsyncConnection, filters: Filters, limit: int = 100,
+    after: str | int | None = None,
 ) -> list[StoredEvent]:
-    result = await connection.execute(search_query(filters, limit, after_id))
+    """One page of ``filters``' events after ``after`` (a cursor, or — as before cursors — the
+    id of the last row of the previous page)."""
+    result = await connection.execute(search_query(filters, limit, await _cursor(connection,
+                                                                                 after)))
     return [StoredEvent.from_row(row) for row in result.mappings()]
 
 
-def _day(connection: AsyncConnection):
-    if connection.dialect.name == "postgresql":
-        return func.to_char(func.timezone("UTC", ev.c.event_time), "YYYY-MM-DD")
-    return func.strftime("%Y-%m-%d", ev.c.event_time)
+async def _cursor(connection: AsyncConnection, after: str | int | None) -> Cursor | None:
+    if after in (None, "", 0, "0"):
+        return None
+    if isinstance(after, int) or after.isdigit():
+        query = select(ev.c.event_time).where(ev.c.id == int(after))
+        moment = (await connection.execute(query)).scalar_one_or_none()
+        return None if moment is None else (as_utc(moment), int(after))
+    return parse_cursor(after)
 
 
 async def usage_report(connection: AsyncConnection, filters: Filters) -> list[dict[str, Any]]:
-    """Rows of day, team, model: requests, results, errors, tokens and cost, by day then cost."""
-    callers = ev.alias("callers")
-    teams = (
-        select(callers.c.request_id, callers.c.tenant, func.max(callers.c.team).label("team"))
-        .where(callers.c.kind.in_(("request", "task")), callers.c.team.is_not(None))
-        .group_by(callers.c.request_id, callers.c.tenant)
-        .subquery("teams")
-    )
-    same_request = and_(teams.c.request_id == ev.c.request_id,
-                        or_(teams.c.tenant == ev.c.tenant, ev.c.tenant.is_(None)))
-    team_filter = [teams.c.team == filters.team] if filters.team else []
-    result_filters = Filters(**{**filters.as_dict(), "team": None, "kind": None})
-    day = _day(connection).label("day")
-    query = (
-        select(
-            day,
-            teams.c.team,
-            ev.c.provider,
-            ev.c.model,
-            func.count(func.distinct(ev.c.request_id)).label("requests"),
-            func.count().label("results"),
-            func.sum(func.coalesce(ev.c.input_tokens, 0)).label("input_tokens"),
-            func.sum(func.coalesce(ev.c.output_tokens, 0)).label("output_tokens"),
-            func.sum(func.coalesce(ev.c.cost_usd, 0.0)).label("cost_usd"),
-        )
-        .select_from(ev.outerjoin(teams, same_request))
-        .where(and_(ev.c.kind == "result", ev.c.flags.is_(None), *result_filters.clauses(),
-                    *team_filter))
-        .group_by(day, teams.c.team, ev.c.provider, ev.c.model)
-        .order_by(day, teams.c.team, ev.c.provider, ev.c.model)
-    )
-    rows = (await connection.execute(query)).mappings().all()
+    """Rows of day, team, model: requests, results, tokens and cost, by day then team, model."""
+    if rollup.answers(filters):
+        rows = await rollup.report(connection, filters)
+    else:
+        rows = await _raw_usage(connection, filters)
     return [
         {
             "day": row["day"], "team": row["team"], "provider": row["provider"],
@@ -126,3 +127,23 @@ async def usage_report(connection: AsyncConnection, filters: Filters) -> list[di
         }
         for row in rows
     ]
+
+
+async def _raw_usage(connection: AsyncConnection, filters: Filters) -> list:
+    day = rollup.day_of(connection, ev.c.event_time).label("day")
+    team = ev.c.req_team.label("team")
+    query = (
+        select(
+            day, team, ev.c.provider, ev.c.model,
+            func.count(func.distinct(ev.c.request_id)).label("requests"),
+            func.count().label("results"),
+            func.sum(func.coalesce(ev.c.input_tokens, 0)).label("input_tokens"),
+            func.sum(func.coalesce(ev.c.output_tokens, 0)).label("output_tokens"),
+            func.sum(func.coalesce(ev.c.cost_usd, 0.0)).label("cost_usd"),
+        )
+        .where(ev.c.kind == "result", ev.c.flags.is_(None),
+               *Filters(**{**filters.as_dict(), "kind": None}).clauses())
+        .group_by(day, ev.c.req_team, ev.c.provider, ev.c.model)
+        .order_by(day, ev.c.req_team, ev.c.provider, ev.c.model)
+    )
+    return (await connection.execute(query)).mappings().all()

@@ -31,7 +31,7 @@ from sqlalchemy import func, insert, or_, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from modelbus_audit import db, queries, retention
+from modelbus_audit import callers, db, queries, retention, rollup
 from modelbus_audit.chain import GENESIS, seal
 from modelbus_audit.identity import CONFLICT, UNAUTHENTICATED, flag_set, join_flags
 from modelbus_audit.record import AuditRecord, bounded_id
@@ -128,7 +128,11 @@ class AuditStore:
                     prev = seal(row, prev)
                     rows.append(row)
                 new_heads[chain] = (seq, prev)
+            stored = await callers.neighbours(connection, rows)
+            fixes = callers.assign(rows, stored)
             await connection.execute(insert(audit_events), rows)
+            await callers.apply(connection, fixes)
+            await rollup.add(connection, rollup.deltas(rows, stored, fixes))
             for chain, (seq, last_hash) in new_heads.items():
                 await self._move_head(connection, chain, heads.get(chain), seq, last_hash, now)
             return len(rows)
@@ -232,11 +236,12 @@ class AuditStore:
         return sorted(events, key=StoredEvent.sort_key)
 
     async def search(
-        self, filters: queries.Filters, limit: int = 100, after_id: int = 0
+        self, filters: queries.Filters, limit: int = 100, after: str | int | None = None
     ) -> list[StoredEvent]:
-        """One page of events matching ``filters``, after row id ``after_id``."""
+        """One page of events matching ``filters``, oldest first, after the cursor ``after``
+        (:func:`queries.cursor_of` of the previous page's last event)."""
         async with self._translate_errors("read"), self.engine.connect() as connection:
-            return await queries.search(connection, filters, limit, after_id)
+            return await queries.search(connection, filters, limit, after)
 
     async def usage_report(self, filters: queries.Filters) -> list[dict[str, Any]]:
         """Tokens and cost of provider results by day, team and model."""

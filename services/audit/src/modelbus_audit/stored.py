@@ -59,6 +59,9 @@ class StoredEvent:
     flags: str | None = None
     signed_by: str | None = None
     auth_error: str | None = None
+    req_team: str | None = None
+    req_user: str | None = None
+    req_data_class: str | None = None
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> StoredEvent:

@@ -5,7 +5,13 @@ columns compliance searches by, the (redacted) JSON payload or a short excerpt o
 is not JSON, the non-secret headers, and the hash-chain columns (see :mod:`modelbus_audit.chain`).
 Revision 0002 added token columns, ``payload_sha256`` and ``purged_at`` (retention); 0003 the
 ``identity`` derived from the event itself (:mod:`modelbus_audit.identity`), ``flags``
-(conflict, unauthenticated, undecoded), the verified writer role and why a signature failed.
+(conflict, unauthenticated, undecoded), the verified writer role and why a signature failed;
+0004 the request's caller on every row (``req_team``, ``req_user``, ``req_data_class``: copied
+from the request of the same (tenant, request id), so a team filter finds its results,
+responses and dead letters too; derived, so outside the hash — see :mod:`modelbus_audit.callers`),
+indexes shaped like the searches (filter column, ``event_time``, ``id``: the keyset order), the
+hourly usage rollup ``audit_usage_hourly`` (:mod:`modelbus_audit.rollup`) and the signed chain
+checkpoints ``audit_checkpoints`` (:mod:`modelbus_audit.checkpoints`).
 ``audit_chain_heads`` holds the last sequence number and row hash of every chain; writers move a
 head forward with a compare-and-set update, which keeps one writer per chain without
 ``SELECT ... FOR UPDATE`` and lets ``verify`` notice rows cut from the end of a chain.
@@ -25,6 +31,7 @@ from sqlalchemy import (
     Index,
     Integer,
     MetaData,
+    PrimaryKeyConstraint,
     String,
     Table,
     Text,
@@ -42,6 +49,11 @@ metadata = MetaData(naming_convention=NAMING)
 RowId = BigInteger().with_variant(Integer(), "sqlite")
 HASH = String(64)
 SHORT = String(256)
+
+#: Search keys that get an index ending in the keyset order (event_time, id) — revision 0004.
+SEARCH_INDEXES: tuple[tuple[str, ...], ...] = (
+    (), ("tenant",), ("req_team",), ("req_user",), ("req_data_class",), ("kind",), ("status",),
+)
 
 audit_events = Table(
     "audit_events",
@@ -92,20 +104,17 @@ audit_events = Table(
     Column("flags", String(64)),
     Column("signed_by", String(64)),
     Column("auth_error", SHORT),
+    Column("req_team", SHORT),
+    Column("req_user", SHORT),
+    Column("req_data_class", String(32)),
     UniqueConstraint("event_id"),
     UniqueConstraint("chain", "chain_seq"),
     Index(None, "request_id", "event_time"),
-    Index(None, "tenant", "event_time"),
     Index(None, "provider", "model", "event_time"),
     Index(None, "policy_version"),
-    Index(None, "data_class", "event_time"),
-    Index(None, "kind", "event_time"),
     Index(None, "task"),
-    Index(None, "event_time"),
-    Index(None, "team", "event_time"),
-    Index(None, "caller_user", "event_time"),
-    Index(None, "status"),
     Index(None, "purged_at"),
+    *(Index(None, *columns, "event_time", "id") for columns in SEARCH_INDEXES),
     Index(None, "identity"),
     Index(None, "topic", "kafka_partition", "kafka_offset"),
     Index(None, "request_id", "tenant"),
@@ -120,10 +129,45 @@ audit_chain_heads = Table(
     Column("updated_at", DateTime(timezone=True), nullable=False),
 )
 
+#: Usage by hour × tenant × team × provider × model, kept up to date at ingestion. Keys are
+#: never NULL ('' stands for "none") so the upsert's conflict target always matches.
+audit_usage_hourly = Table(
+    "audit_usage_hourly",
+    metadata,
+    Column("hour", DateTime(timezone=True), nullable=False),
+    Column("tenant", SHORT, nullable=False),
+    Column("team", SHORT, nullable=False),
+    Column("provider", SHORT, nullable=False),
+    Column("model", SHORT, nullable=False),
+    Column("requests", BigInteger, nullable=False),
+    Column("results", BigInteger, nullable=False),
+    Column("input_tokens", BigInteger, nullable=False),
+    Column("output_tokens", BigInteger, nullable=False),
+    Column("cost_usd", Float, nullable=False),
+    PrimaryKeyConstraint("hour", "tenant", "team", "provider", "model"),
+)
+
+#: Signed snapshots of chain heads: verification continues from the newest one.
+audit_checkpoints = Table(
+    "audit_checkpoints",
+    metadata,
+    Column("id", RowId, primary_key=True, autoincrement=True),
+    Column("chain", String(300), nullable=False),
+    Column("last_seq", BigInteger, nullable=False),
+    Column("last_row_hash", HASH, nullable=False),
+    Column("made_at", DateTime(timezone=True), nullable=False),
+    Column("key_id", String(64), nullable=False),
+    Column("signature", String(128), nullable=False),
+    Index(None, "chain", "last_seq"),
+)
+
+#: Columns derived from other rows at ingestion (revision 0004): outside the hash.
+DERIVED_COLUMNS = frozenset({"req_team", "req_user", "req_data_class"})
 #: The text a retention purge may remove: it enters the row hash through ``payload_sha256``.
 CONTENT_COLUMNS: tuple[str, ...] = ("payload", "body_excerpt", "dlq_error")
 #: Columns outside the hash: the row id, the hashes themselves and the purge marker.
-UNHASHED_COLUMNS = frozenset({"id", "content_hash", "prev_hash", "row_hash", "purged_at"})
+UNHASHED_COLUMNS = frozenset({"id", "content_hash", "prev_hash", "row_hash", "purged_at",
+                              *DERIVED_COLUMNS})
 #: The columns hashed directly into ``content_hash`` (see :mod:`modelbus_audit.chain`).
 HASHED_COLUMNS: tuple[str, ...] = tuple(
     c.name for c in audit_events.columns
