@@ -169,6 +169,8 @@ def test_settings_choose_the_store(tmp_path, monkeypatch):
     local = build_blob_store(RuntimeSettings())
     assert isinstance(local, SqlBlobStore) and local.kind == "sqlite"
     assert (tmp_path / "local").is_dir()
+    monkeypatch.setenv("DATABASE_URL", "unused")  # not a database: the local file
+    assert build_blob_store(RuntimeSettings()).kind == "sqlite"
     monkeypatch.setenv("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/x")
     assert build_blob_store(RuntimeSettings()).kind == "pg"
     monkeypatch.setenv("MODELBUS_BLOB_URL", "s3://bucket/p")

@@ -38,6 +38,7 @@ __all__ = ["DEFAULT_THRESHOLD_BYTES", "BlobMissing", "BlobStore", "BlobTampered"
            "resolve_messages"]
 
 DEFAULT_THRESHOLD_BYTES = 512 * 1024
+_SQL_SCHEMES = ("postgres", "sqlite")
 _stored_part = TypeAdapter(TextPart | ImagePart)
 T = TypeVar("T")
 
@@ -55,8 +56,11 @@ class BlobTampered(ClaimCheckError):
 
 
 def build_blob_store(settings: RuntimeSettings) -> BlobStore:
-    """``MODELBUS_BLOB_URL``, else ``DATABASE_URL``, else the local SQLite file."""
-    url = settings.blob_url or settings.blob_database_url
+    """``MODELBUS_BLOB_URL``, else ``DATABASE_URL`` when it names PostgreSQL or SQLite, else
+    the local SQLite file (``MODELBUS_BLOB_SQLITE_PATH``). No connection is made here."""
+    url = settings.blob_url
+    if not url and (settings.blob_database_url or "").lower().startswith(_SQL_SCHEMES):
+        url = settings.blob_database_url
     if not url:
         url = f"sqlite:///{Path(settings.blob_sqlite_path).expanduser().resolve()}"
     return open_blob_store(url, s3_endpoint_url=settings.blob_s3_endpoint_url,

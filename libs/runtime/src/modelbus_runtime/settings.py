@@ -82,6 +82,10 @@ class RuntimeSettings(BaseSettings):
     blob_s3_endpoint_url: str | None = None
     blob_s3_region: str | None = None
     claim_check_threshold_bytes: int = Field(default=512 * 1024, ge=1024)
+    # The largest request event the router reads off modelbus.requests.v1: content beyond
+    # max_message_bytes is claim-checked before tasks are published; what still does not
+    # fit gets a payload_too_large answer. Above this, the request is dead-lettered.
+    max_request_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
 
     def kafka_client_options(self) -> dict[str, object]:
         """Keyword arguments every aiokafka client of this service takes: the bootstrap
