@@ -41,13 +41,18 @@ def test_parse_maps_params_roles_and_text_parts():
     (b"{nope", None),
     (orjson.dumps({"messages": [{"role": "user", "content": "x"}]}), "model"),
     (orjson.dumps({"model": "t", "messages": []}), "messages"),
-    (orjson.dumps({"model": "t", "messages": [{"role": "tool", "content": "x"}]}),
+    (orjson.dumps({"model": "t", "messages": [{"role": "function", "content": "x"}]}),
      "messages[0].role"),
+    (orjson.dumps({"model": "t", "messages": [{"role": "tool", "content": "x"}]}),
+     "messages[0]"),
     (orjson.dumps({"model": "t", "n": 2, "messages": [{"role": "user", "content": "x"}]}), "n"),
     (orjson.dumps({"model": "t", "temperature": 9,
                    "messages": [{"role": "user", "content": "x"}]}), "temperature"),
     (orjson.dumps({"model": "t", "messages": [{"role": "user", "content": [
-        {"type": "image_url", "image_url": {"url": "x"}}]}]}), "messages[0].content"),
+        {"type": "image_url", "image_url": {"url": "x"}}]}]}),
+     "messages[0].content[0].image_url.url"),
+    (orjson.dumps({"model": "t", "messages": [{"role": "user", "content": [
+        {"type": "input_audio", "input_audio": {}}]}]}), "messages[0].content[0].type"),
 ])
 def test_parse_rejects_what_cannot_be_honoured_with_400(body, param):
     with pytest.raises(GatewayError) as caught:

@@ -1,10 +1,13 @@
 """OpenAI Chat Completions wire format: parse a request body, render a response or a stream.
 
-Only what modelbus can honour is accepted: text messages (``system``/``developer``/``user``/
-``assistant``; string or text-part content), ``max_tokens``/``max_completion_tokens``,
+Only what modelbus can honour is accepted: messages of every role (``developer`` is
+``system``) with text and ``image_url`` parts, assistant ``tool_calls`` and ``tool`` turns
+(:mod:`modelbus_gateway.openai_messages`), ``tools``, ``tool_choice``,
+``parallel_tool_calls``, ``response_format``, ``max_tokens``/``max_completion_tokens``,
 ``temperature``, ``top_p``, ``stop``, ``n`` = 1, ``stream`` and ``stream_options``, and
 ``metadata`` (string pairs, carried on the request event). The ``model`` names a task.
-The response's ``model`` is that task; the models that answered go in a header.
+The response's ``model`` is that task; the models that answered go in a header; tool calls
+come back as OpenAI ``tool_calls`` (streamed as one fragment per call).
 """
 
 from __future__ import annotations
@@ -17,8 +20,7 @@ from modelbus_schemas import ChatMessage, GenerationParams, ResponseEvent
 from pydantic import ValidationError
 
 from modelbus_gateway.errors import bad_request
-
-_ROLES = {"system": "system", "developer": "system", "user": "user", "assistant": "assistant"}
+from modelbus_gateway.openai_messages import parse_messages, parse_tools, tool_calls_wire
 
 
 @dataclass(frozen=True)
@@ -29,40 +31,6 @@ class ChatCall:
     stream: bool
     include_usage: bool
     metadata: dict[str, str]
-
-
-def _text(content: Any, index: int) -> str:
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        parts = []
-        for part in content:
-            if not isinstance(part, dict) or part.get("type") != "text":
-                raise bad_request("only text content parts are supported",
-                                  f"messages[{index}].content")
-            parts.append(str(part.get("text", "")))
-        return "".join(parts)
-    if content is None:
-        return ""
-    raise bad_request("content must be a string or a list of text parts",
-                      f"messages[{index}].content")
-
-
-def _messages(raw: Any) -> list[ChatMessage]:
-    if not isinstance(raw, list) or not raw:
-        raise bad_request("messages must be a non-empty list", "messages")
-    out = []
-    for i, msg in enumerate(raw):
-        role = _ROLES.get(msg.get("role")) if isinstance(msg, dict) else None
-        if role is None:
-            raise bad_request("role must be one of system, developer, user, assistant",
-                              f"messages[{i}].role")
-        try:
-            out.append(ChatMessage(role=role, content=_text(msg.get("content"), i)))
-        except ValidationError as exc:
-            problem = exc.errors(include_url=False)[0]["msg"]
-            raise bad_request(problem, f"messages[{i}].content") from None
-    return out
 
 
 def _stop(raw: Any) -> list[str] | None:
@@ -84,15 +52,17 @@ def parse_chat_request(raw: bytes) -> ChatCall:
         raise bad_request("model is required: the name of a task", "model")
     if body.get("n", 1) != 1:
         raise bad_request("only n=1 is supported", "n")
+    tools = parse_tools(body)
     try:
         params = GenerationParams(
             max_tokens=body.get("max_completion_tokens") or body.get("max_tokens"),
             temperature=body.get("temperature"), top_p=body.get("top_p"),
-            stop=_stop(body.get("stop")),
+            stop=_stop(body.get("stop")), **tools,
         )
     except ValidationError as exc:
         err = exc.errors(include_url=False)[0]
-        raise bad_request(f"{err['loc'][0]}: {err['msg']}", str(err["loc"][0])) from None
+        field = str(err["loc"][0]) if err["loc"] else "tool_choice"  # cross-field: tools
+        raise bad_request(f"{field}: {err['msg']}", field) from None
     metadata = body.get("metadata") or {}
     if not isinstance(metadata, dict) or not all(
         isinstance(k, str) and isinstance(v, str) for k, v in metadata.items()
@@ -100,7 +70,7 @@ def parse_chat_request(raw: bytes) -> ChatCall:
         raise bad_request("metadata must map strings to strings", "metadata")
     options = body.get("stream_options") or {}
     return ChatCall(
-        task=task, messages=_messages(body.get("messages")), params=params,
+        task=task, messages=parse_messages(body.get("messages")), params=params,
         stream=bool(body.get("stream")),
         include_usage=bool(isinstance(options, dict) and options.get("include_usage")),
         metadata=metadata,
@@ -122,11 +92,17 @@ def openai_finish(response: ResponseEvent) -> str:
     return reason if reason in OPENAI_FINISH_REASONS else "stop"
 
 
+def _message(response: ResponseEvent) -> dict:
+    if response.tool_calls:
+        return {"role": "assistant", "content": response.output, "refusal": None,
+                "tool_calls": tool_calls_wire(response.tool_calls)}
+    return {"role": "assistant", "content": response.output or "", "refusal": None}
+
+
 def completion_body(response: ResponseEvent, call_id: str, created: int, model: str) -> bytes:
     return orjson.dumps({
         "id": call_id, "object": "chat.completion", "created": created, "model": model,
-        "choices": [{"index": 0, "message": {"role": "assistant",
-                                             "content": response.output or "", "refusal": None},
+        "choices": [{"index": 0, "message": _message(response),
                      "logprobs": None, "finish_reason": openai_finish(response)}],
         "usage": _usage(response), "system_fingerprint": None,
     })
@@ -148,6 +124,8 @@ def stream_frames(response: ResponseEvent, call_id: str, created: int, model: st
     frames = [frame({"role": "assistant", "content": ""})]
     frames += [frame({"content": text[i:i + chunk_chars]})
                for i in range(0, len(text), chunk_chars)]
+    for index, call in enumerate(tool_calls_wire(response.tool_calls or [])):
+        frames.append(frame({"tool_calls": [{"index": index, **call}]}))
     frames.append(frame({}, openai_finish(response)))
     if include_usage:
         usage = {**head, "choices": [], "usage": _usage(response)}
