@@ -4,6 +4,7 @@ three formats, verify naming a tampered row, and the compliance page's login flo
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import json
@@ -218,3 +219,51 @@ async def test_ops_sees_no_field_of_an_invalid_payload(api, store):
     assert "merger" not in json.dumps(ops)
     seen = (await api.get("/v1/events", params=query, headers=_as(COMPLIANCE))).json()
     assert "merger" in json.dumps(seen)
+
+
+async def test_an_export_sends_its_first_bytes_before_it_has_read_every_page(
+        store, new_flow, monkeypatch):
+    from modelbus_audit import export
+
+    monkeypatch.setattr(export, "PAGE", 20)  # small pages and row groups for a small store
+    monkeypatch.setattr(export, "ROW_GROUP_ROWS", 40)
+    for i in range(30):
+        await store.write(new_flow(f"e-{i}").records())
+    pages_read, search = [0], store.search
+
+    async def counting_search(*args, **kwargs):
+        pages_read[0] += 1
+        return await search(*args, **kwargs)
+
+    monkeypatch.setattr(store, "search", counting_search)
+    chunks: list[tuple[int, bytes]] = []
+
+    async def send(message) -> None:
+        if message["type"] == "http.response.body" and message.get("body"):
+            chunks.append((pages_read[0], message["body"]))
+
+    await create_api(store, ApiKeys.parse(KEYS))(_get("/v1/export", b"format=parquet"),
+                                                _receive_nothing(), send)
+    assert chunks[0][0] < pages_read[0] // 2  # sent while most pages were still unread
+    table = pq.ParquetFile(io.BytesIO(b"".join(body for _, body in chunks)))
+    assert table.metadata.num_rows == 180 and table.metadata.num_row_groups >= 4
+
+
+def _get(path: str, query: bytes) -> dict:
+    return {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET",
+            "scheme": "http", "path": path, "raw_path": path.encode(), "query_string": query,
+            "root_path": "", "headers": [(b"x-api-key", COMPLIANCE.encode())],
+            "client": ("test", 1), "server": ("audit", 80)}
+
+
+def _receive_nothing():
+    sent = []
+
+    async def receive() -> dict:
+        if not sent:
+            sent.append(True)
+            return {"type": "http.request", "body": b"", "more_body": False}
+        await asyncio.Event().wait()  # the client never disconnects
+        return {}
+
+    return receive

@@ -12,8 +12,6 @@ audit consumer (mounted on its health port) or on its own (:mod:`modelbus_audit.
 
 from __future__ import annotations
 
-import tempfile
-from collections.abc import AsyncIterator
 from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
@@ -163,8 +161,7 @@ def create_api(store: AuditStore, keys: ApiKeys) -> FastAPI:
         pages = export.iter_rows(store, f, role, limit)
         name = f"audit-export.{format}"
         headers = {"Content-Disposition": f'attachment; filename="{name}"'}
-        body = await _parquet(pages) if format == "parquet" else _text_stream(format, pages)
-        return StreamingResponse(body, media_type=export.MEDIA_TYPES[format], headers=headers)
+        return StreamingResponse(export.stream_export(pages, format), media_type=export.MEDIA_TYPES[format], headers=headers)
 
     @app.get("/v1/verify", tags=["integrity"])
     async def verify(role: AnyRole) -> dict[str, Any]:
@@ -180,28 +177,3 @@ def create_api(store: AuditStore, keys: ApiKeys) -> FastAPI:
 
     app.include_router(ui_router(store))
     return app
-
-
-async def _text_stream(fmt: str, pages: AsyncIterator[list[dict]]) -> AsyncIterator[bytes]:
-    first = True
-    async for rows in pages:
-        yield export.encode_text_page(fmt, rows, first)
-        first = False
-    if first and fmt == "csv":
-        yield export.encode_text_page(fmt, [], True)
-
-
-async def _parquet(pages: AsyncIterator[list[dict]]) -> AsyncIterator[bytes]:
-    """Parquet needs its footer at the end: build it in a spooled file, then stream it."""
-    spool = tempfile.SpooledTemporaryFile(max_size=16 * 1024 * 1024)  # noqa: SIM115 - closed by chunks()
-    await export.write_export(pages, "parquet", spool)
-    spool.seek(0)
-
-    async def chunks() -> AsyncIterator[bytes]:
-        try:
-            while chunk := spool.read(256 * 1024):
-                yield chunk
-        finally:
-            spool.close()
-
-    return chunks()
