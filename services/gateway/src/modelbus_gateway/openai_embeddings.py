@@ -18,6 +18,7 @@ from modelbus_schemas import ResponseEvent
 from modelbus_schemas.content import MAX_TEXT_CHARS
 
 from modelbus_gateway.errors import bad_request
+from modelbus_gateway.openai_messages import json_body
 
 MAX_INPUTS = 256  # the contract's bound on RequestEvent.input
 
@@ -48,15 +49,7 @@ def _inputs(raw: Any) -> list[str]:
 
 
 def parse_embeddings_request(raw: bytes) -> EmbedCall:
-    try:
-        body = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        raise bad_request("the request body is not valid JSON") from None
-    if not isinstance(body, dict):
-        raise bad_request("the request body must be a JSON object")
-    task = body.get("model")
-    if not isinstance(task, str) or not task:
-        raise bad_request("model is required: the name of a task", "model")
+    body, task, metadata = json_body(raw)
     dimensions = body.get("dimensions")
     if dimensions is not None and (not isinstance(dimensions, int) or isinstance(
             dimensions, bool) or not 1 <= dimensions <= 8192):
@@ -64,10 +57,6 @@ def parse_embeddings_request(raw: bytes) -> EmbedCall:
     encoding = body.get("encoding_format", "float")
     if encoding not in ("float", "base64"):
         raise bad_request("encoding_format must be float or base64", "encoding_format")
-    metadata = body.get("metadata") or {}
-    if not isinstance(metadata, dict) or not all(
-            isinstance(k, str) and isinstance(v, str) for k, v in metadata.items()):
-        raise bad_request("metadata must map strings to strings", "metadata")
     return EmbedCall(task=task, inputs=_inputs(body.get("input")), dimensions=dimensions,
                      encoding=encoding, metadata=metadata)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import orjson
 from modelbus_schemas import (
     ChatMessage,
     ImagePart,
@@ -27,6 +28,24 @@ from modelbus_gateway.errors import GatewayError, bad_request
 _ROLES = {"system": "system", "developer": "system", "user": "user", "assistant": "assistant",
           "tool": "tool"}
 _DATA_URL = re.compile(r"^data:(image/[a-z+.-]+);base64,(.*)$", re.DOTALL)
+
+
+def json_body(raw: bytes) -> tuple[dict, str, dict[str, str]]:
+    """The body as a JSON object, the task its ``model`` names, and its ``metadata``."""
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise bad_request("the request body is not valid JSON") from None
+    if not isinstance(body, dict):
+        raise bad_request("the request body must be a JSON object")
+    task = body.get("model")
+    if not isinstance(task, str) or not task:
+        raise bad_request("model is required: the name of a task", "model")
+    metadata = body.get("metadata") or {}
+    if not isinstance(metadata, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in metadata.items()):
+        raise bad_request("metadata must map strings to strings", "metadata")
+    return body, task, metadata
 
 
 def _invalid(exc: ValidationError, where: str) -> GatewayError:

@@ -20,7 +20,12 @@ from modelbus_schemas import ChatMessage, GenerationParams, ResponseEvent
 from pydantic import ValidationError
 
 from modelbus_gateway.errors import bad_request
-from modelbus_gateway.openai_messages import parse_messages, parse_tools, tool_calls_wire
+from modelbus_gateway.openai_messages import (
+    json_body,
+    parse_messages,
+    parse_tools,
+    tool_calls_wire,
+)
 
 
 @dataclass(frozen=True)
@@ -41,15 +46,7 @@ def _stop(raw: Any) -> list[str] | None:
 
 def parse_chat_request(raw: bytes) -> ChatCall:
     """A validated call, or a 400 :class:`~modelbus_gateway.errors.GatewayError`."""
-    try:
-        body = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        raise bad_request("the request body is not valid JSON") from None
-    if not isinstance(body, dict):
-        raise bad_request("the request body must be a JSON object")
-    task = body.get("model")
-    if not isinstance(task, str) or not task:
-        raise bad_request("model is required: the name of a task", "model")
+    body, task, metadata = json_body(raw)
     if body.get("n", 1) != 1:
         raise bad_request("only n=1 is supported", "n")
     tools = parse_tools(body)
@@ -63,11 +60,6 @@ def parse_chat_request(raw: bytes) -> ChatCall:
         err = exc.errors(include_url=False)[0]
         field = str(err["loc"][0]) if err["loc"] else "tool_choice"  # cross-field: tools
         raise bad_request(f"{field}: {err['msg']}", field) from None
-    metadata = body.get("metadata") or {}
-    if not isinstance(metadata, dict) or not all(
-        isinstance(k, str) and isinstance(v, str) for k, v in metadata.items()
-    ):
-        raise bad_request("metadata must map strings to strings", "metadata")
     options = body.get("stream_options") or {}
     return ChatCall(
         task=task, messages=parse_messages(body.get("messages")), params=params,
