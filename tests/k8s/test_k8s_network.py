@@ -1,7 +1,7 @@
 """NetworkPolicies: only adapter workers may leave the cluster (TCP 443 to public addresses);
-every other modelbus service may reach only DNS, Kafka and Redis (the audit also
-PostgreSQL); the gateway takes API calls from the ingress controller, every service takes
-metrics scrapes from Prometheus, and nothing else gets in.
+every other modelbus service may reach only DNS, Kafka, Redis and the OpenTelemetry
+Collector (the audit also PostgreSQL); the gateway takes API calls from the ingress
+controller, every service takes metrics scrapes from Prometheus, and nothing else gets in.
 
 Evaluates the rendered policies the way Kubernetes does (policies add up per pod)."""
 
@@ -35,22 +35,40 @@ def _is_worker(deployment) -> bool:
     return _name(deployment) == "adapter-worker"
 
 
-def _destinations(objs) -> dict[str, dict[str, str]]:
-    """In-cluster destinations by name, with the labels of their pods."""
+#: The OpenTelemetry Collector the manifests send traces to (OTEL_EXPORTER_OTLP_ENDPOINT).
+COLLECTOR = ({"app.kubernetes.io/name": "opentelemetry-collector"}, MONITORING_NAMESPACE)
+
+
+def _destinations(objs) -> dict[str, tuple[dict[str, str], str | None]]:
+    """Destinations by name: the labels of their pods and their namespace (None: ours)."""
     redis = pod_labels(next(s for s in of_kind(objs, "StatefulSet") if "redis" in s["metadata"]["name"]))
     postgres = pod_labels(next(s for s in of_kind(objs, "StatefulSet") if "postgres" in s["metadata"]["name"]))
     (kafka,) = of_kind(objs, "Kafka")
     # The labels Strimzi puts on the broker pods of this cluster.
     broker = {"strimzi.io/cluster": kafka["metadata"]["name"], "strimzi.io/kind": "Kafka"}
-    return {"redis": redis, "postgres": postgres, "kafka": broker, "dns": {"k8s-app": "kube-dns"}}
+    return {"redis": (redis, None), "postgres": (postgres, None), "kafka": (broker, None),
+            "dns": ({"k8s-app": "kube-dns"}, "kube-system"), "otlp": COLLECTOR}
+
+
+def _peer_matches(peer: dict, labels: dict[str, str], namespace: str | None) -> bool:
+    """Kubernetes semantics: a podSelector alone means this namespace; with a
+    namespaceSelector, pods of the namespaces it selects."""
+    if "podSelector" not in peer:
+        return False
+    if "namespaceSelector" in peer:
+        ns = {"kubernetes.io/metadata.name": namespace or "modelbus"}
+        in_namespace = selects(peer["namespaceSelector"], ns)
+    else:
+        in_namespace = namespace is None
+    return in_namespace and selects(peer["podSelector"], labels)
 
 
 def _reachable(objs, deployment) -> set[tuple[str, int]]:
     allowed: set[tuple[str, int]] = set()
     for rule in _egress_rules(objs, pod_labels(deployment)):
         for peer in rule["to"]:
-            for target, labels in _destinations(objs).items():
-                if "podSelector" in peer and selects(peer["podSelector"], labels):
+            for target, (labels, namespace) in _destinations(objs).items():
+                if _peer_matches(peer, labels, namespace):
                     allowed |= {(target, p["port"]) for p in rule["ports"]}
     return allowed
 
@@ -92,26 +110,28 @@ def test_only_workers_reach_outside_the_cluster_on_443(objs) -> None:
             assert not external, f"{deployment['metadata']['name']} may leave the cluster"
 
 
-def test_services_reach_kafka_redis_and_dns_and_only_the_audit_reaches_postgres(objs) -> None:
+def test_services_reach_kafka_redis_dns_and_otlp_and_only_the_audit_reaches_postgres(objs) -> None:
     for deployment in app_deployments(objs):
         allowed = _reachable(objs, deployment)
-        assert {("kafka", 9092), ("redis", 6379), ("dns", 53)} <= allowed, _name(deployment)
+        assert {("kafka", 9092), ("redis", 6379), ("dns", 53), ("otlp", 4318)} <= allowed, _name(deployment)
         assert (("postgres", 5432) in allowed) == (_name(deployment) == "audit"), _name(deployment)
 
 
-def test_gateway_egress_is_dns_kafka_and_redis_only(objs) -> None:
+def test_gateway_egress_is_dns_kafka_redis_and_otlp_only(objs) -> None:
     gateway = named(objs, "Deployment", "gateway")
     rules = _egress_rules(objs, pod_labels(gateway))
     assert rules
     for rule in rules:
         for peer in rule["to"]:
             assert "ipBlock" not in peer, "the gateway may leave the cluster (provider egress)"
-            if "namespaceSelector" in peer:  # only cluster DNS lives in another namespace
-                assert peer.get("podSelector") == {"matchLabels": {"k8s-app": "kube-dns"}}, peer
-    assert _reachable(objs, gateway) == {("dns", 53), ("kafka", 9092), ("redis", 6379)}
+            if "namespaceSelector" in peer:  # cluster DNS and the collector live elsewhere
+                assert peer.get("podSelector") in (
+                    {"matchLabels": {"k8s-app": "kube-dns"}}, {"matchLabels": COLLECTOR[0]}), peer
+    assert _reachable(objs, gateway) == {("dns", 53), ("kafka", 9092), ("redis", 6379),
+                                         ("otlp", 4317), ("otlp", 4318)}
     # Every rule that selects the gateway names one of those destinations and ports.
     ports = {p["port"] for rule in rules for p in rule["ports"]}
-    assert ports == {53, 9092, 6379}
+    assert ports == {53, 9092, 6379, 4317, 4318}
 
 
 def test_gateway_api_is_open_to_the_ingress_controller_and_no_other_service_is(objs) -> None:
@@ -126,7 +146,7 @@ def test_gateway_api_is_open_to_the_ingress_controller_and_no_other_service_is(o
             assert _admitted_ports(objs, labels, INGRESS_NAMESPACE) == set(), _name(deployment)
 
 
-def test_only_the_audit_may_connect_to_postgres(objs) -> None:
+def test_only_the_audit_and_the_backup_job_may_connect_to_postgres(objs) -> None:
     postgres = pod_labels(next(s for s in of_kind(objs, "StatefulSet") if "postgres" in s["metadata"]["name"]))
     ingress = [p for p in of_kind(objs, "NetworkPolicy")
                if "Ingress" in p["spec"]["policyTypes"] and selects(p["spec"]["podSelector"], postgres)]
@@ -136,3 +156,8 @@ def test_only_the_audit_may_connect_to_postgres(objs) -> None:
                        for policy in ingress for rule in policy["spec"].get("ingress", [])
                        for peer in rule.get("from", []))
         assert admitted == (_name(deployment) == "audit")
+    (backup,) = of_kind(objs, "CronJob")
+    backup_labels = backup["spec"]["jobTemplate"]["spec"]["template"]["metadata"]["labels"]
+    assert any(selects(peer.get("podSelector"), backup_labels)
+               for policy in ingress for rule in policy["spec"].get("ingress", [])
+               for peer in rule.get("from", []))
