@@ -111,3 +111,21 @@ async def test_ensemble_request_is_one_connected_trace(kafka_bootstrap, redis_ur
                  for s in EXPORTER.get_finished_spans()])
     assert PLANTED_KEY not in text, "the API key never reaches a span"
     assert secret_prompt not in text, "no prompt text in spans"
+
+
+def test_the_resource_honours_otel_service_name_and_resource_attributes(monkeypatch):
+    from modelbus_runtime.tracing import service_resource
+
+    monkeypatch.delenv("OTEL_SERVICE_NAME", raising=False)
+    monkeypatch.delenv("OTEL_RESOURCE_ATTRIBUTES", raising=False)
+    default = service_resource("router").attributes
+    assert default["service.name"] == "modelbus-router"
+    assert default["service.namespace"] == "modelbus"
+
+    monkeypatch.setenv("OTEL_RESOURCE_ATTRIBUTES",
+                       "service.namespace=prod-bus,deployment.environment.name=prod")
+    monkeypatch.setenv("OTEL_SERVICE_NAME", "router-eu")
+    named = service_resource("router").attributes
+    assert named["service.name"] == "router-eu"
+    assert named["service.namespace"] == "prod-bus"
+    assert named["deployment.environment.name"] == "prod"

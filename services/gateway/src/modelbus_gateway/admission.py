@@ -18,11 +18,17 @@ Redis is unreachable (a Redis outage never blocks calls):
 
 from __future__ import annotations
 
+from collections import OrderedDict
+
 from modelbus_runtime.ratelimit import RateLimit, RateLimiter
 
 from modelbus_gateway.auth import ApiKeys, KeyMatch, bearer_token
 from modelbus_gateway.errors import rate_limited, unauthorized
 from modelbus_gateway.metrics import REFUSED
+
+#: client addresses whose limiter is kept (its Redis keys name it; its in-process state is
+#: what limits when Redis is unreachable)
+ADDRESSES_KEPT = 10_000
 
 
 def _limit(per_min: int, burst: int, *, failures: bool = False) -> RateLimit:
@@ -45,6 +51,7 @@ class Admission:
         self.failure_limit = (_limit(auth_failures_per_min, auth_failure_burst, failures=True)
                               if auth_failures_per_min > 0 else None)
         self._key_limiters: dict[str, RateLimiter | None] = {}  # one per configured key
+        self._address_limiters: OrderedDict[str, RateLimiter] = OrderedDict()
 
     async def admit(self, authorization: str | None, address: str | None) -> KeyMatch:
         """The caller of an ``Authorization`` header from ``address``, or a 401/429
@@ -71,7 +78,16 @@ class Admission:
     def _failures(self, address: str | None) -> RateLimiter | None:
         if self.failure_limit is None or not address:
             return None
-        return RateLimiter(self.redis, f"authfail:{address}", self.failure_limit, prefix=self.prefix)
+        limiter = self._address_limiters.get(address)
+        if limiter is None:
+            limiter = RateLimiter(self.redis, f"authfail:{address}", self.failure_limit,
+                                  prefix=self.prefix)
+            self._address_limiters[address] = limiter
+            if len(self._address_limiters) > ADDRESSES_KEPT:
+                self._address_limiters.popitem(last=False)
+        else:
+            self._address_limiters.move_to_end(address)
+        return limiter
 
     def _key_limiter(self, match: KeyMatch) -> RateLimiter | None:
         if match.key_id not in self._key_limiters:
