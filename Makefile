@@ -12,7 +12,7 @@ help:
 	@echo "make test       every test but the fault scenarios (unit, contract, end-to-end)"
 	@echo "make test-faults the fault-injection suite alone, with its ledger table"
 	@echo "make bench      every benchmark; figures to stdout, JSON and PNG to bench/results"
-	@echo "make schemas    regenerate schemas/json from the event models"
+	@echo "make schemas    regenerate schemas/json and schemas/asyncapi.json from the event models"
 
 install:
 	@$(UV) --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet uv
@@ -41,6 +41,7 @@ bench: install
 
 schemas: install
 	$(UV) run python -m modelbus_schemas.jsonschema
+	$(UV) run python -m modelbus_schemas.asyncapi
 
 lint: install
 	$(UV) run ruff check .
