@@ -20,6 +20,7 @@ from modelbus_gateway.auth import hash_key
 pytestmark = pytest.mark.e2e
 
 RATE, BURST = 30, 5  # per key per minute, at once on top
+EVENT_LIMIT = 256 * 1024  # the event log's message size, below the 1 MiB body limit
 MESSAGES = [{"role": "user", "content": "hello"}]
 
 
@@ -64,7 +65,8 @@ def gateways(tmp_path_factory, kafka_bootstrap, redis_url):
     env = {"MODELBUS_API_KEYS": json.dumps(entries),
            "MODELBUS_KEY_REQUESTS_PER_MIN": str(RATE), "MODELBUS_KEY_BURST": str(BURST),
            "MODELBUS_RATE_LIMIT_PREFIX": prefix, "MODELBUS_MAX_BODY_BYTES": str(1 << 20),
-           "MODELBUS_DEFAULT_LATENCY_BUDGET_MS": "1000"}
+           "MODELBUS_DEFAULT_LATENCY_BUDGET_MS": "1000",
+           "MODELBUS_MAX_MESSAGE_BYTES": str(EVENT_LIMIT)}
     try:
         stack.start_service("gateway-a", "modelbus_gateway.app", env)
         stack.start_service("gateway-b", "modelbus_gateway.app", env)
@@ -156,6 +158,20 @@ def forget_failures(gateways):
     client = redis.Redis.from_url(gateways.stack.redis_url)
     for key in client.scan_iter(f"{gateways.prefix}:{{authfail:*"):
         client.delete(key)
+
+
+def test_a_body_whose_event_the_log_would_not_take_is_413_at_once(gateways):
+    """Until large content travels by claim check: a body under the body limit whose
+    request event is above the broker's message size is refused, not left to time out."""
+    started = time.monotonic()
+    with httpx.Client(timeout=10) as http:
+        r = http.post(gateways.urls[0] + "/v1/chat/completions", headers=gateways.auth("free"),
+                      json={"model": "summarize",
+                            "messages": [{"role": "user", "content": "z" * 400_000}]})
+    assert r.status_code == 413
+    error = _error(r)
+    assert error["code"] == "request_too_large" and str(EVENT_LIMIT) in error["message"]
+    assert time.monotonic() - started < 1.0, "answered at once, not at the 1 s deadline"
 
 
 def test_repeated_failed_authentication_from_one_address_gets_429(gateways, forget_failures):

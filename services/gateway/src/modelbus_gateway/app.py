@@ -16,7 +16,7 @@ from modelbus_router.policy import PolicyError
 from modelbus_router.reload import PolicySource
 from modelbus_runtime.redis import build_redis
 from modelbus_runtime.service import Service, ServiceContext, run_service
-from modelbus_schemas import RequestEvent
+from modelbus_schemas import RequestEvent, encode
 from modelbus_schemas.topics import REQUESTS
 from pydantic import ValidationError
 
@@ -24,6 +24,7 @@ from modelbus_gateway.admission import Admission
 from modelbus_gateway.api import Api
 from modelbus_gateway.auth import ApiKeys
 from modelbus_gateway.correlation import PendingReplies
+from modelbus_gateway.errors import event_too_large
 from modelbus_gateway.gateway import Gateway
 from modelbus_gateway.idempotency import IdempotencyStore
 from modelbus_gateway.replies import ReplyListener, reply_topic_for
@@ -43,8 +44,11 @@ async def build(ctx: ServiceContext) -> Service:
     producer = ctx.producer
 
     async def publish(request: RequestEvent) -> None:
-        await producer.publish(REQUESTS, request, key=request.request_id,
-                               event_id=request.request_id)
+        value = encode(request)
+        if len(value) > settings.max_message_bytes:  # until large content goes by claim check
+            raise event_too_large(len(value), settings.max_message_bytes)
+        await producer.publish_bytes(REQUESTS, key=request.request_id, value=value,
+                                     event_id=request.request_id, ce_type=RequestEvent.CE_TYPE)
 
     gateway = Gateway(publish, PendingReplies(settings.max_pending),
                       IdempotencyStore(redis, settings.idempotency_ttl_s),

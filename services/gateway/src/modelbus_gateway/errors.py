@@ -68,6 +68,13 @@ def body_too_large(limit: int) -> GatewayError:
                         "invalid_request_error", "request_too_large")
 
 
+def event_too_large(size: int, limit: int) -> GatewayError:
+    """A body within ``max_body_bytes`` whose request event the event log would not take."""
+    return GatewayError(413, f"the request makes an event of {size} bytes, above the event "
+                        f"log's limit of {limit} bytes", "invalid_request_error",
+                        "request_too_large")
+
+
 def overloaded(message: str) -> GatewayError:
     return GatewayError(503, message, "server_error", "overloaded", retry_after_s=1)
 

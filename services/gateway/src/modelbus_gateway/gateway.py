@@ -117,8 +117,8 @@ class Gateway:
                 try:
                     await self.publish(request)
                 except Exception as exc:  # the broker refused or is unreachable
-                    if isinstance(exc, (TimeoutError, asyncio.CancelledError)):
-                        raise
+                    if isinstance(exc, (TimeoutError, asyncio.CancelledError, GatewayError)):
+                        raise  # a GatewayError: the event was refused before sending
                     log.warning("publish of %s failed: %r", rid, exc)
                     raise overloaded("the event log is unavailable; try again") from None
                 return await asyncio.shield(future)
