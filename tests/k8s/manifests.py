@@ -78,6 +78,15 @@ def selects(selector: dict | None, labels: dict[str, str]) -> bool:
     return True
 
 
+def pod_templates(objs: tuple[Obj, ...]) -> list[tuple[str, Obj]]:
+    """(workload name, pod template) of every Deployment, StatefulSet and CronJob."""
+    found = [(w["metadata"]["name"], w["spec"]["template"])
+             for w in of_kind(objs, "Deployment") + of_kind(objs, "StatefulSet")]
+    found += [(c["metadata"]["name"], c["spec"]["jobTemplate"]["spec"]["template"])
+              for c in of_kind(objs, "CronJob")]
+    return found
+
+
 def app_deployments(objs: tuple[Obj, ...]) -> list[Obj]:
     """The modelbus service Deployments (label modelbus.io/role=app)."""
     return [d for d in of_kind(objs, "Deployment")

