@@ -31,6 +31,7 @@ RUNS = [
     ("gateway added latency and throughput", ["gateway_bench.py", "--samples", "200",
                                               "--concurrency", "32", "--duration", "15"]),
     ("audit ingest rows/s (PostgreSQL, SQLite)", ["audit_bench.py", "--rows", "10000"]),
+    ("policy replay req/s and peak memory; shadow decision cost", ["replay_bench.py"]),
 ]
 
 

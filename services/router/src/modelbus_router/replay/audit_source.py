@@ -1,9 +1,9 @@
 """Recorded requests read from the audit store, a batch at a time, read-only.
 
-Uses the audit service's own table definitions and row type (:mod:`modelbus_audit.tables`,
-:mod:`modelbus_audit.stored`, :func:`modelbus_audit.db.create_engine`) as a library; the
-queries it needs (request rows by id order, then the task, result and response rows of one
-batch of requests) are written here. Only genuine rows count: flagged ones (conflicting
+Uses the audit service's own table definitions and engine (:mod:`modelbus_audit.tables`,
+:func:`modelbus_audit.db.create_engine`) as a library; the queries it needs (request rows by
+id order, then the task, result and response rows of one batch of requests; only the
+columns replay reads) are written here. Only genuine rows count: flagged ones (conflicting
 copies, unauthenticated or undecodable events) are skipped. Memory is one batch.
 
 Imported by the CLI only: the router process never loads the audit package.
@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from modelbus_audit.db import create_engine
-from modelbus_audit.stored import StoredEvent
 from modelbus_audit.tables import audit_events as ev
 from sqlalchemy import and_, func, or_, select
 
@@ -25,6 +24,10 @@ from modelbus_router.replay.recorded import Recorded, request_of, then_of
 
 BATCH = 500
 _FOLLOWERS = ("task", "result", "response")
+_COLUMNS = [ev.c[name] for name in (
+    "id", "kind", "request_id", "event_time", "part_id", "tenant", "team", "caller_user",
+    "task", "provider", "model", "data_class", "status", "cost_usd", "policy_version",
+    "error_code", "input_tokens", "output_tokens", "payload", "purged_at")]
 
 
 @dataclass(frozen=True)
@@ -69,9 +72,9 @@ class AuditSource:
         after, index, taken = 0, 0, 0
         while True:
             async with self.engine.connect() as conn:
-                rows = [StoredEvent.from_row(r) for r in (await conn.execute(
-                    select(ev).where(ev.c.id > after, *self.window.clauses())
-                    .order_by(ev.c.id).limit(self.batch))).mappings()]
+                rows = (await conn.execute(
+                    select(*_COLUMNS).where(ev.c.id > after, *self.window.clauses())
+                    .order_by(ev.c.id).limit(self.batch))).all()
                 if not rows:
                     return
                 after = rows[-1].id
@@ -99,7 +102,7 @@ class AuditSource:
             return (await conn.execute(
                 select(func.count()).select_from(ev).where(*self.window.clauses()))).scalar_one()
 
-    async def _related(self, conn, rows: list[StoredEvent]) -> dict[tuple, list[StoredEvent]]:
+    async def _related(self, conn, rows: list) -> dict[tuple, list]:
         """The task, result and response rows of ``rows``' requests, by (tenant, request id);
         results carry no tenant and join on the request id alone."""
         ids = sorted({r.request_id for r in rows if r.request_id})
@@ -108,12 +111,11 @@ class AuditSource:
         tenants: dict[str, set] = defaultdict(set)
         for r in rows:
             tenants[r.request_id].add(r.tenant)
-        result = await conn.execute(select(ev).where(and_(
+        result = await conn.execute(select(*_COLUMNS).where(and_(
             ev.c.request_id.in_(ids), ev.c.kind.in_(_FOLLOWERS), ev.c.flags.is_(None),
             or_(ev.c.tenant.is_(None), ev.c.tenant.in_({r.tenant for r in rows if r.tenant})))))
-        out: dict[tuple, list[StoredEvent]] = defaultdict(list)
-        for mapping in result.mappings():
-            row = StoredEvent.from_row(mapping)
+        out: dict[tuple, list] = defaultdict(list)
+        for row in result.all():
             owners = [row.tenant] if row.tenant else sorted(tenants.get(row.request_id, ()))
             for tenant in owners:
                 out[(tenant, row.request_id)].append(row)
