@@ -115,3 +115,8 @@ async def _check_backfill(store: AuditStore, flow) -> None:
     report = await store.usage_report(Filters(team="support"))  # from the rollup
     assert sum(r["results"] for r in report) == 2 and {r["team"] for r in report} == {"support"}
     assert report == await store.usage_report(Filters(team="support", user="ana"))  # raw
+
+
+def test_the_newest_script_is_alembics_head():
+    """``migrate`` skips Alembic when the store is at the newest script: they must agree."""
+    assert db.newest_script() == db.head_revision()

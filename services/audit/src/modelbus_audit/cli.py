@@ -16,14 +16,16 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from modelbus_audit import export as exporter
-from modelbus_audit.broker_check import Progress
 from modelbus_audit.lineage import by_tenant
 from modelbus_audit.queries import Filters, cursor_of
 from modelbus_audit.render import render_all
 from modelbus_audit.store import AuditStore
-from modelbus_audit.views import Role, event_dict
+
+if TYPE_CHECKING:  # loaded by the commands that use them: ``show`` stays quick to start
+    from modelbus_audit.broker_check import Progress
+    from modelbus_audit.export import Progress as ExportProgress
 
 SEARCH_COLUMNS = ("id", "event_time", "kind", "request_id", "tenant", "team", "caller_user",
                   "task", "provider", "model", "data_class", "status", "cost_usd")
@@ -60,6 +62,8 @@ async def show(request_id: str, url: str | None = None, as_json: bool = False,
 async def search(filters: Filters, url: str | None = None, limit: int = 50,
                  after: str | None = None,
                  as_json: bool = False) -> str:
+    from modelbus_audit.views import Role, event_dict
+
     async with _opened(url) as store:
         events = await store.search(filters, limit, after)
     rows = [event_dict(e, Role.OPS) for e in events]
@@ -80,8 +84,11 @@ async def report(filters: Filters, url: str | None = None, as_json: bool = False
 
 async def export(filters: Filters, fmt: str, path: Path, url: str | None = None,
                  metadata_only: bool = False, limit: int | None = None,
-                 progress: exporter.Progress | None = None) -> int:
+                 progress: ExportProgress | None = None) -> int:
     """Write matching events to ``path``; return the number of rows."""
+    from modelbus_audit import export as exporter
+    from modelbus_audit.views import Role
+
     role = Role.OPS if metadata_only else Role.COMPLIANCE
     async with _opened(url) as store:
         with open(path, "wb") as sink:  # noqa: ASYNC230 - a CLI, nothing else on the loop

@@ -11,15 +11,15 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from sqlalchemy import event, text
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import StaticPool
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 VERSION_TABLE = "audit_alembic_version"
@@ -122,19 +122,32 @@ def for_writing(engine: AsyncEngine) -> AsyncEngine:
 
 
 def alembic_config() -> Config:
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     return config
 
 
 def head_revision() -> str:
+    from alembic.script import ScriptDirectory
+
     head = ScriptDirectory.from_config(alembic_config()).get_current_head()
     assert head is not None
     return head
 
 
+def newest_script() -> str:
+    """The revision of the newest script in ``migrations/versions`` (revision ids are the file
+    names, numbered): what :func:`head_revision` says, without importing Alembic."""
+    return max(p.stem for p in (MIGRATIONS_DIR / "versions").glob("[0-9]*.py"))
+
+
 async def migrate(engine: AsyncEngine) -> None:
-    """Upgrade the schema to the newest revision (a no-op when already there)."""
+    """Upgrade the schema to the newest revision (a no-op when already there: checked with
+    one query first, so a store at head never loads Alembic)."""
+    if await _stored_revision(engine) == newest_script():
+        return
     async with for_writing(engine).begin() as connection:
         if connection.dialect.name == "postgresql":
             await connection.execute(
@@ -143,13 +156,27 @@ async def migrate(engine: AsyncEngine) -> None:
         await connection.run_sync(_upgrade)
 
 
+async def _stored_revision(engine: AsyncEngine) -> str | None:
+    try:
+        async with engine.connect() as connection:
+            result = await connection.execute(text(f"SELECT version_num FROM {VERSION_TABLE}"))
+            versions = list(result.scalars())
+    except Exception:  # noqa: BLE001 - no version table yet (a new store): migrate
+        return None
+    return versions[0] if len(versions) == 1 else None
+
+
 def _upgrade(connection: Connection) -> None:
+    from alembic import command
+
     config = alembic_config()
     config.attributes["connection"] = connection
     command.upgrade(config, "head")
 
 
 async def current_revision(engine: AsyncEngine) -> str | None:
+    from alembic.runtime.migration import MigrationContext
+
     async with engine.connect() as connection:
         return await connection.run_sync(
             lambda sync: MigrationContext.configure(

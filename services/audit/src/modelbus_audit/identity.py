@@ -47,11 +47,10 @@ from modelbus_schemas.topics import (
     writer_roles,
 )
 
-UNDECODED = "undecoded"
-UNAUTHENTICATED = "unauthenticated"
-CONFLICT = "conflict"
-#: Flags that keep a row out of a request's lineage as a genuine step.
-FLAGS = (CONFLICT, UNAUTHENTICATED, UNDECODED)
+from modelbus_audit.flags import CONFLICT, FLAGS, UNAUTHENTICATED, UNDECODED, flag_set, join_flags
+
+__all__ = ["CONFLICT", "FLAGS", "UNAUTHENTICATED", "UNDECODED", "Provenance", "flag_set",
+           "join_flags", "provenance"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,13 +136,3 @@ def provenance(ring: KeyRing | None, topic: str, key: bytes | None, value: bytes
     signed_by, error = authenticate(ring, topic, key, value, headers)
     return Provenance(body.kind, body.body_id, body.request_id, body.tenant, body.decoded,
                       signed_by, error)
-
-
-def join_flags(*flags: str | None) -> str | None:
-    """Flags as stored: sorted, comma-separated, None when there are none."""
-    present = sorted({f for f in flags if f})
-    return ",".join(present) if present else None
-
-
-def flag_set(stored: str | None) -> frozenset[str]:
-    return frozenset(f for f in (stored or "").split(",") if f)

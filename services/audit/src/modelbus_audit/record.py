@@ -35,12 +35,9 @@ from modelbus_schemas.deadletter import HEADER_PREFIX, DeadLetterInfo
 from modelbus_schemas.topics import DLQ_SUFFIX
 
 from modelbus_audit import sanitize as s
-from modelbus_audit.identity import UNAUTHENTICATED, UNDECODED, join_flags, provenance
+from modelbus_audit.flags import UNAUTHENTICATED, UNDECODED, join_flags
+from modelbus_audit.identity import provenance
 
-KIND_ORDER: dict[str, int] = {
-    "request": 0, "approval": 1, "decision": 1, "task": 1, "result": 2, "response": 3,
-    "dead_letter": 4, "unknown": 5,
-}
 _KIND_BY_CE_TYPE = {
     ce.TYPE_REQUEST: "request",
     ce.TYPE_TASK: "task",

@@ -18,7 +18,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import func, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from modelbus_audit.callers import Fix
@@ -82,8 +81,11 @@ async def add(connection: AsyncConnection, changes: dict[Key, list]) -> None:
               for key, amounts in sorted(changes.items()) if any(amounts)]
     if not params:
         return
-    dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
-    statement = dialect.insert(uh)
+    if connection.dialect.name == "postgresql":  # the dialects load on the first write
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    statement = insert(uh)
     statement = statement.on_conflict_do_update(
         index_elements=[uh.c[k] for k in KEYS],
         set_={name: uh.c[name] + statement.excluded[name] for name in AMOUNTS})

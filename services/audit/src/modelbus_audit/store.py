@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from contextlib import AsyncExitStack
 from dataclasses import replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, insert, or_, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
@@ -33,11 +33,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from modelbus_audit import callers, db, queries, retention, rollup
 from modelbus_audit.chain import GENESIS, seal
-from modelbus_audit.identity import CONFLICT, UNAUTHENTICATED, flag_set, join_flags
-from modelbus_audit.record import AuditRecord, bounded_id
+from modelbus_audit.flags import CONFLICT, UNAUTHENTICATED, flag_set, join_flags
 from modelbus_audit.stored import StoredEvent
 from modelbus_audit.tables import audit_chain_heads, audit_events
 from modelbus_audit.verify import VerifyReport, verify_chains
+
+if TYPE_CHECKING:
+    from modelbus_audit.record import AuditRecord
 
 ID_LOOKUP_CHUNK = 500
 CONFLICT_RETRIES = 5
@@ -315,6 +317,8 @@ def _stored_before_0003(record: AuditRecord, legacy: dict[str, set[str | None]])
 
 def _row_keys(record: AuditRecord) -> tuple[str, ...]:
     """Row keys for a record, in order of preference: its identity, then its log position."""
+    from modelbus_audit.record import bounded_id  # writers only: reading needs no decoding
+
     at = f"{record.identity_key}@{record.topic}:{record.kafka_partition}:{record.kafka_offset}"
     return (record.identity_key, bounded_id(at), bounded_id(f"{at}@{record.body_sha256}"))
 

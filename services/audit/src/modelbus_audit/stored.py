@@ -7,8 +7,13 @@ from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from typing import Any
 
-from modelbus_audit.identity import flag_set
-from modelbus_audit.record import KIND_ORDER
+from modelbus_audit.flags import flag_set
+
+#: How the events of one request sort at the same event time.
+KIND_ORDER: dict[str, int] = {
+    "request": 0, "approval": 1, "decision": 1, "task": 1, "result": 2, "response": 3,
+    "dead_letter": 4, "unknown": 5,
+}
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,7 +12,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from modelbus_audit.identity import UNDECODED, flag_set
+from modelbus_audit.flags import UNDECODED, flag_set
 from modelbus_audit.lineage import Lineage
 from modelbus_audit.privacy import strip_text
 from modelbus_audit.stored import StoredEvent

@@ -119,7 +119,7 @@ def register(sub) -> None:
     search = audit.add_parser("search", help="events by tenant, team, user, model, time, ...")
     _add_filters(search)
     search.add_argument("--limit", type=int, default=50)
-    search.add_argument("--after", type=int, default=0, help="row id to continue after")
+    search.add_argument("--after", default=None, help="the cursor a previous page printed")
     search.add_argument("--json", action="store_true", help="one JSON object per line")
     search.set_defaults(func=cmd_search)
     report = audit.add_parser("report", help="usage and cost by day, team and model")
