@@ -23,8 +23,8 @@ from pydantic import ValidationError
 from modelbus_gateway.admission import Admission
 from modelbus_gateway.api import Api
 from modelbus_gateway.auth import ApiKeys
+from modelbus_gateway.body import check_event_size
 from modelbus_gateway.correlation import PendingReplies
-from modelbus_gateway.errors import event_too_large
 from modelbus_gateway.gateway import Gateway
 from modelbus_gateway.idempotency import IdempotencyStore
 from modelbus_gateway.replies import ReplyListener, reply_topic_for
@@ -45,8 +45,7 @@ async def build(ctx: ServiceContext) -> Service:
 
     async def publish(request: RequestEvent) -> None:
         value = encode(request)
-        if len(value) > settings.max_message_bytes:  # until large content goes by claim check
-            raise event_too_large(len(value), settings.max_message_bytes)
+        check_event_size(value, settings.max_message_bytes)
         await producer.publish_bytes(REQUESTS, key=request.request_id, value=value,
                                      event_id=request.request_id, ce_type=RequestEvent.CE_TYPE)
 

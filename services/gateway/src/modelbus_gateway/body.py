@@ -1,12 +1,14 @@
 """The request body limit: a body above ``max_body_bytes`` is refused (413) without being
 held in memory — at once when ``Content-Length`` says so, else as soon as the bytes
-received while streaming pass the limit (chunked uploads have no length)."""
+received while streaming pass the limit (chunked uploads have no length). Until large
+content travels by claim check, a request event above the broker's message size is
+refused the same way (:func:`check_event_size`), rather than left to time out."""
 
 from __future__ import annotations
 
 from starlette.requests import Request
 
-from modelbus_gateway.errors import bad_request, body_too_large
+from modelbus_gateway.errors import bad_request, body_too_large, event_too_large
 from modelbus_gateway.metrics import REFUSED
 
 
@@ -29,3 +31,10 @@ async def read_body(request: Request, limit: int) -> bytes:
             raise body_too_large(limit)
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+def check_event_size(value: bytes, limit: int) -> None:
+    """413 when the encoded request event is larger than the event log takes."""
+    if len(value) > limit:
+        REFUSED.labels("body_too_large").inc()
+        raise event_too_large(len(value), limit)
