@@ -109,11 +109,13 @@ def test_worker_anthropic_build():
 def test_worker_anthropic_parse_and_classify():
     adapter = build_adapter("anthropic", "k")
     body = {"type": "message", "model": "claude-x", "stop_reason": "end_turn",
-            "content": [{"type": "text", "text": "A"}, {"type": "tool_use", "id": "t"},
+            "content": [{"type": "text", "text": "A"},
+                        {"type": "tool_use", "id": "t", "name": "f", "input": {"a": 1}},
                         {"type": "text", "text": "B"}],
             "usage": {"input_tokens": 5, "output_tokens": 2}}
     c = adapter.parse(orjson.dumps(body))
     assert (c.text, c.finish_reason, c.input_tokens, c.output_tokens) == ("AB", "stop", 5, 2)
+    assert [(t.id, t.name, t.arguments) for t in c.tool_calls] == [("t", "f", '{"a":1}')]
     err = adapter.classify(529, {}, b'{"type":"error","error":{"type":"overloaded_error",'
                                     b'"message":"Overloaded"}}')
     assert err.retryable and "Overloaded" in str(err)

@@ -44,5 +44,5 @@ def test_worker_context_goes_at_the_top_of_the_first_user_turn():
             selected=[ModelRef(provider="anthropic", model="claude-haiku-4-5")]))
     prompt = prompt_of(task)
     assert prompt.system == "S"
-    assert prompt.turns[0][0] == "user" and prompt.turns[0][1].startswith("<documents>")
-    assert prompt.turns[0][1].endswith("Q?")
+    assert prompt.turns[0].role == "user" and prompt.turns[0].text.startswith("<documents>")
+    assert prompt.turns[0].text.endswith("Q?")

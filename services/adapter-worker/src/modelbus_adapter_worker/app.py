@@ -8,6 +8,7 @@ fallback's topic — which is published here. Everything else lives in plain mod
 from __future__ import annotations
 
 from modelbus_runtime.circuit import CircuitBreakers
+from modelbus_runtime.claimcheck import build_blob_store
 from modelbus_runtime.consumer import EventConsumer
 from modelbus_runtime.inbound import Inbound
 from modelbus_runtime.logging import register_secret
@@ -18,7 +19,8 @@ from modelbus_runtime.settled import SettledMarks
 from modelbus_schemas import TaskEvent
 from modelbus_schemas.topics import tasks_topic
 
-from modelbus_adapter_worker.adapters import build_adapter
+from modelbus_adapter_worker.adapters import build_adapter, build_embedder
+from modelbus_adapter_worker.embed_cache import EmbeddingCache
 from modelbus_adapter_worker.executor import Executor
 from modelbus_adapter_worker.handler import TaskHandler
 from modelbus_adapter_worker.idempotency import OutputStore
@@ -27,7 +29,8 @@ from modelbus_adapter_worker.stats import load_model_stats
 from modelbus_adapter_worker.transport import HttpTransport
 
 
-def build_handler(settings: WorkerSettings, redis, transport: HttpTransport) -> TaskHandler:
+def build_handler(settings: WorkerSettings, redis, transport: HttpTransport,
+                  blobs=None) -> TaskHandler:
     key = settings.resolved_api_key()
     register_secret(key)
     options = {"default_max_tokens": settings.anthropic_max_tokens} if (
@@ -43,6 +46,10 @@ def build_handler(settings: WorkerSettings, redis, transport: HttpTransport) -> 
         limiter=RateLimiter(redis, settings.provider, limit) if limit.enabled else None,
         stats=load_model_stats(redis),
         settled=SettledMarks(redis),
+        embedder=build_embedder(settings.provider, key),
+        embed_cache=EmbeddingCache(redis, settings.embedding_cache_ttl_s)
+        if settings.embedding_cache_ttl_s > 0 else None,
+        blobs=blobs,
     )
     return TaskHandler(executor, OutputStore(redis, ttl_s=settings.result_ttl_s))
 
@@ -52,7 +59,8 @@ async def build(ctx: ServiceContext) -> Service:
     redis = build_redis(settings, max_connections=settings.redis_max_connections)
     transport = HttpTransport(settings.resolved_base_url(),
                               max_connections=settings.max_connections)
-    handler = build_handler(settings, redis, transport)
+    blobs = build_blob_store(settings)  # resolves claim-check references (no I/O until used)
+    handler = build_handler(settings, redis, transport, blobs)
     producer = ctx.producer
 
     async def handle(message: Inbound) -> None:
@@ -69,7 +77,7 @@ async def build(ctx: ServiceContext) -> Service:
         topics=[tasks_topic(settings.provider)], dlq=ctx.dlq, handler=handle,
         order_by=Inbound.event_id,  # parts of an ensemble run at once; duplicates wait
     )
-    return Service(consumers=[consumer], closers=[transport.close, redis.aclose])
+    return Service(consumers=[consumer], closers=[transport.close, redis.aclose, blobs.close])
 
 
 def main() -> None:

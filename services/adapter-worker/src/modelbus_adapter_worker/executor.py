@@ -9,6 +9,13 @@ with its own timeout. Failures are classified by the :class:`RetryPolicy`: termi
 stop at once, retryable ones are retried with backoff or after ``Retry-After``. A status in
 the task's ``fallback_on`` stops retrying here when a fallback target exists.
 
+Before the first attempt, claim-check references in the messages are resolved within the
+task's tenant (a missing or tampered blob is a terminal ``blob_missing`` /
+``blob_tampered`` error; the resolved parts only go to the provider, never back on the bus).
+An embedding task (``operation: embed``) first takes what the embedding cache has; only the
+missing inputs are requested, in the provider's batches (one attempt sends every batch),
+and the new vectors are cached.
+
 The outcome is a :class:`TargetRun` (the completion or the last error, this target's
 attempts, and why it stopped); :mod:`modelbus_adapter_worker.outcome` turns it into a result
 or a fallback task.
@@ -23,11 +30,18 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Literal
 
+from modelbus_runtime.claimcheck import (
+    BlobTampered,
+    ClaimCheckError,
+    has_blobs,
+    resolve_messages,
+)
 from modelbus_runtime.logging import log_fields
 from modelbus_schemas import AttemptRecord, RetrySpec, TaskEvent
 from modelbus_schemas.identity import scoped_id
 
-from modelbus_adapter_worker.adapters import Adapter, Completion
+from modelbus_adapter_worker.adapters import Adapter, Completion, HttpRequest
+from modelbus_adapter_worker.embed import combine, lookup
 from modelbus_adapter_worker.errors import ProviderError
 from modelbus_adapter_worker.metrics import CALLS_IN_FLIGHT, PROVIDER_CALLS
 from modelbus_adapter_worker.prompt import estimated_input_tokens
@@ -60,6 +74,7 @@ class Executor:
         self, adapter: Adapter, transport: HttpTransport, *,
         default_retry: RetrySpec | None = None, stream: bool = False,
         breakers=None, limiter=None, stats=None, settled=None,
+        embedder=None, embed_cache=None, blobs=None,
     ) -> None:
         self.adapter = adapter
         self.transport = transport
@@ -69,12 +84,54 @@ class Executor:
         self.limiter = limiter  # modelbus_runtime.ratelimit.RateLimiter | None
         self.stats = stats  # ModelStats-like: observe(provider, model, latency_ms, tokens)
         self.settled = settled  # modelbus_runtime.settled.SettledMarks | None
+        self.embedder = embedder  # adapters.embeddings.*Embedder | None (no embeddings API)
+        self.embed_cache = embed_cache  # embed_cache.EmbeddingCache | None
+        self.blobs = blobs  # modelbus_runtime.claimcheck.BlobStore | None
 
     async def run(self, task: TaskEvent) -> TargetRun:
         started = time.perf_counter()
-        run = await self._attempts(task)
+        run = await (self._embed(task) if task.operation == "embed" else self._attempts(task))
         run.latency_ms = (time.perf_counter() - started) * 1000
         return run
+
+    async def _embed(self, task: TaskEvent) -> TargetRun:
+        if self.embedder is None:
+            return TargetRun("terminal", error=ProviderError(
+                f"{task.provider} has no embeddings API", retryable=False,
+                code="unsupported_operation"))
+        found = await lookup(self.embed_cache, task)
+        if not found.missing:
+            return TargetRun("ok", completion=found.merged(None))
+        run = await self._attempts(task.model_copy(update={"input": found.missing}))
+        if run.stop == "ok" and run.completion is not None:
+            if self.embed_cache is not None:
+                await self.embed_cache.put_many(found.fresh_items(run.completion))
+            run.completion = found.merged(run.completion)
+        return run
+
+    async def _request(self, task: TaskEvent) -> HttpRequest | list[HttpRequest]:
+        """What one attempt sends: the chat request (claim checks resolved), or the
+        embedding batches."""
+        if task.operation == "embed":
+            return self.embedder.build(task, list(task.input or ()))
+        if has_blobs(task.messages):
+            if self.blobs is None:
+                raise ClaimCheckError("claim-check references but no blob store configured")
+            messages = await resolve_messages(self.blobs, task.tenant, task.messages)
+            task = task.model_copy(update={"messages": messages})
+        return self.adapter.build(task, stream=self.stream)
+
+    async def _send(self, request: HttpRequest | list[HttpRequest],
+                    timeout: float) -> Completion:
+        if not isinstance(request, list):
+            return await self.transport.call(self.adapter, request, timeout)
+        answers = await asyncio.gather(
+            *(self.transport.call(self.embedder, r, timeout) for r in request),
+            return_exceptions=True)
+        for answer in answers:
+            if isinstance(answer, BaseException):
+                raise answer
+        return combine(answers)
 
     async def _attempts(self, task: TaskEvent) -> TargetRun:
         policy = RetryPolicy.from_spec(task.retry or self.default_retry)
@@ -85,7 +142,11 @@ class Executor:
             return TargetRun("budget", error=ProviderError(
                 "the request's attempt budget is spent", retryable=False, code="attempt_budget"))
         try:
-            request = self.adapter.build(task, stream=self.stream)
+            request = await self._request(task)
+        except ClaimCheckError as exc:
+            code = "blob_tampered" if isinstance(exc, BlobTampered) else "blob_missing"
+            return TargetRun("terminal", error=ProviderError(
+                f"{code}: {exc}", retryable=False, code=code))
         except (ValueError, KeyError) as exc:
             return TargetRun("terminal", error=ProviderError(
                 f"cannot build the request: {exc}", retryable=False, code="invalid_request"))
@@ -151,7 +212,7 @@ class Executor:
         CALLS_IN_FLIGHT.inc()
         with attempt_span(task, number) as span:
             try:
-                completion = await self.transport.call(self.adapter, request, timeout)
+                completion = await self._send(request, timeout)
             except ProviderError as exc:
                 error = exc
             finally:

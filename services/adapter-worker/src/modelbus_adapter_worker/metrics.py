@@ -20,3 +20,7 @@ SETTLED_SKIPS = Counter(
     "modelbus_tasks_settled_total",
     "Tasks stopped because their request was already settled (no further provider call)",
 )
+EMBEDDING_CACHE = Counter(
+    "modelbus_embedding_cache_total", "Embedding inputs looked up in the cache, by outcome",
+    ["outcome"],
+)

@@ -19,6 +19,7 @@ from __future__ import annotations
 from modelbus_schemas import ErrorCode, ErrorInfo, ResultEvent, TaskEvent, Usage
 from modelbus_schemas.identity import scoped_id
 
+from modelbus_adapter_worker.answer import finish
 from modelbus_adapter_worker.executor import TargetRun
 from modelbus_adapter_worker.pricing import cost_usd
 
@@ -30,6 +31,8 @@ _CODES = {
     "circuit_open": ErrorCode.PROVIDER_UNAVAILABLE,
     "deadline": ErrorCode.DEADLINE_EXCEEDED,
 }
+# Terminal errors found before any provider call: the request, not the provider, is at fault.
+_REQUEST_CODES = {"invalid_request", "blob_missing", "blob_tampered", "unsupported_operation"}
 
 
 def falls_back(task: TaskEvent, run: TargetRun) -> bool:
@@ -109,19 +112,29 @@ def result_of(task: TaskEvent, run: TargetRun) -> ResultEvent:
         attempts=[*task.attempt_history, *run.attempts], latency_ms=run.latency_ms,
     )
     if run.stop == "ok" and run.completion is not None:
-        c = run.completion
-        return ResultEvent(
-            **base, status="ok", text=c.text, finish_reason=c.finish_reason,
+        c, parsed, invalid = finish(task, run.completion)
+        spent = dict(  # noqa: C408
             response_model=c.response_model, ttft_ms=c.ttft_ms,
             usage=Usage(input_tokens=c.input_tokens, output_tokens=c.output_tokens),
-            cost_usd=cost_usd(task.model, c.input_tokens, c.output_tokens),
+            cost_usd=cost_usd(task.model, c.input_tokens, c.output_tokens))
+        if invalid is not None:  # paid for, but not the answer asked for
+            return ResultEvent(**base, **spent, status="error", finish_reason="error",
+                               text=c.text, error=invalid)
+        embed = task.operation == "embed"
+        return ResultEvent(
+            **base, **spent, status="ok", text=None if embed else c.text,
+            finish_reason=c.finish_reason, tool_calls=c.tool_calls, parsed=parsed,
+            embeddings=c.embeddings if embed else None,
         )
     error = run.error
     message = str(error) if error else run.stop
     if run.stop == "retries_exhausted" and run.attempts:
         message = f"{len(run.attempts)} attempt(s) failed; last: {message}"
+    code = _CODES.get(run.stop, ErrorCode.INTERNAL)
+    if run.stop == "terminal" and error is not None and error.code in _REQUEST_CODES:
+        code = ErrorCode.INVALID_REQUEST
     return ResultEvent(
         **base, status="error", finish_reason="error",
-        error=ErrorInfo(code=_CODES.get(run.stop, ErrorCode.INTERNAL), message=message[:4000],
+        error=ErrorInfo(code=code, message=message[:4000],
                         retryable=run.stop in ("retries_exhausted", "circuit_open")),
     )

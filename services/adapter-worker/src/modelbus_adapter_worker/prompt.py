@@ -1,12 +1,17 @@
 """The canonical prompt of a task, split the way every wire format needs it: the system
-text apart, the conversation turns in order, and the rendered context placed at the top of
-the first user turn (where long documents work best for every provider)."""
+text apart, the conversation turns (user, assistant, tool) in order, and the rendered context
+placed at the top of the first user turn (where long documents work best for every provider).
+
+Turns keep their parts (text, images, tool calls, tool answers); each adapter's
+``normalize_<provider>`` module turns them into its wire format and meets its rules.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from modelbus_schemas import TaskEvent
+from modelbus_schemas import ChatMessage, TaskEvent
+from modelbus_schemas.content import TextPart
 
 from modelbus_adapter_worker.context import render_context, style_for
 
@@ -14,25 +19,37 @@ from modelbus_adapter_worker.context import render_context, style_for
 @dataclass(frozen=True)
 class Prompt:
     system: str | None
-    turns: list[tuple[str, str]]  # (role "user" | "assistant", text)
+    turns: list[ChatMessage]  # role "user" | "assistant" | "tool"
+
+    def tool_names(self) -> dict[str, str]:
+        """Function name of every tool call the assistant made, by call id (a ``tool`` turn
+        names the call it answers only by id; Gemini needs the name)."""
+        return {call.id: call.name for turn in self.turns for call in turn.tool_calls or ()}
 
 
 def prompt_of(task: TaskEvent) -> Prompt:
-    system = "\n\n".join(m.content for m in task.messages if m.role == "system") or None
-    turns = [(m.role, m.content) for m in task.messages if m.role != "system"]
+    system = "\n\n".join(m.text for m in task.messages if m.role == "system" and m.text) or None
+    turns = [m for m in task.messages if m.role != "system"]
     context = render_context(task.context, style_for(task.model))
     if context:
-        first_user = next((i for i, (role, _) in enumerate(turns) if role == "user"), None)
+        first_user = next((i for i, m in enumerate(turns) if m.role == "user"), None)
         if first_user is None:
-            turns.insert(0, ("user", context))
+            turns.insert(0, ChatMessage(role="user", content=context))
         else:
-            turns[first_user] = ("user", context + "\n\n" + turns[first_user][1])
+            turn = turns[first_user]
+            if isinstance(turn.content, str):
+                content: str | list = context + "\n\n" + turn.content
+            else:
+                content = [TextPart(text=context), *turn.parts()]
+            turns[first_user] = turn.model_copy(update={"content": content})
     return Prompt(system, turns)
 
 
 def estimated_input_tokens(task: TaskEvent) -> int:
-    """For rate limiting before the call: the router's estimate, else ~4 chars a token."""
+    """For rate limiting before the call: the router's estimate, else ~4 chars a token
+    (an image counts as about 1,000 tokens)."""
     if task.decision.estimated_input_tokens:
         return task.decision.estimated_input_tokens
-    chars = sum(len(m.content) for m in task.messages) + sum(len(c.content) for c in task.context)
+    chars = sum(len(m.text) + 4000 * m.image_count() for m in task.messages)
+    chars += sum(len(c.content) for c in task.context) + sum(map(len, task.input or ()))
     return max(1, chars // 4)

@@ -52,6 +52,9 @@ class WorkerSettings(RuntimeSettings):
     rate_burst_s: float = 1.0
 
     result_ttl_s: int = 86_400
+    embedding_cache_ttl_s: int = Field(default=7 * 86_400,
+                                       description="how long a cached embedding is kept; "
+                                       "0 turns the embedding cache off")
     redis_max_connections: int = 128
 
     def resolved_base_url(self) -> str:

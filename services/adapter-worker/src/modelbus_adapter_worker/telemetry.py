@@ -49,13 +49,14 @@ CIRCUIT_OPEN = Gauge(
 
 @contextmanager
 def attempt_span(task: TaskEvent, number: int):
+    operation = "embeddings" if task.operation == "embed" else "chat"
     with span_or_carry(
-        f"chat {task.model}",
+        f"{operation} {task.model}",
         otel_context.get_current(),
         kind=SpanKind.CLIENT,
         attributes=lambda: {
             "gen_ai.provider.name": genai_provider_name(task.provider),
-            "gen_ai.operation.name": "chat",
+            "gen_ai.operation.name": operation,
             "gen_ai.request.model": task.model,
             "modelbus.attempt": number,
             "modelbus.request_id": task.request_id,

@@ -9,7 +9,8 @@ choice is contained in this module.
 
 The base URL comes only from configuration; a task only picks the path through its adapter.
 The per-attempt timeout covers the whole attempt, stream included. Time to first token is
-measured from the start of the attempt to the first frame that carried text.
+measured from the start of the attempt to the first frame that carried output (text or
+a tool call).
 """
 
 from __future__ import annotations
@@ -60,8 +61,8 @@ class HttpTransport:
                         body = await response.read()
                         raise adapter.classify(response.status, response.headers, body)
                     if not request.stream:
-                        return adapter.parse(await response.read())
-                    return await _read_stream(adapter, response, started)
+                        return adapter.parse(await response.read(), request)
+                    return await _read_stream(adapter, request, response, started)
         except TimeoutError:
             raise ProviderError(f"attempt timed out after {timeout_s:.1f}s", retryable=True,
                                 code="timeout") from None
@@ -72,8 +73,9 @@ class HttpTransport:
                                 code="transport") from None
 
 
-async def _read_stream(adapter: Adapter, response, started: float) -> Completion:
-    parser = adapter.stream_parser()
+async def _read_stream(adapter: Adapter, request: HttpRequest, response,
+                       started: float) -> Completion:
+    parser = adapter.stream_parser(request)
     decoder = SseDecoder()
     ttft_ms = None
     async for raw in response.content:

@@ -11,9 +11,10 @@ sends what they build.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from modelbus_schemas import TaskEvent
+from modelbus_schemas.content import ToolCall
 
 from modelbus_adapter_worker.errors import ProviderError
 
@@ -25,6 +26,7 @@ class HttpRequest:
     json: dict
     headers: dict[str, str] = field(default_factory=dict)
     stream: bool = False
+    meta: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -35,6 +37,8 @@ class Completion:
     output_tokens: int
     response_model: str | None
     ttft_ms: float | None = None
+    tool_calls: list[ToolCall] | None = None
+    embeddings: list[list[float]] | None = None
 
 
 class StreamParser(Protocol):
@@ -52,9 +56,9 @@ class Adapter(Protocol):
 
     def build(self, task: TaskEvent, *, stream: bool = False) -> HttpRequest: ...
 
-    def parse(self, body: bytes) -> Completion: ...
+    def parse(self, body: bytes, request: HttpRequest | None = None) -> Completion: ...
 
-    def stream_parser(self) -> StreamParser: ...
+    def stream_parser(self, request: HttpRequest | None = None) -> StreamParser: ...
 
     def classify(self, status: int, headers: dict[str, str], body: bytes) -> ProviderError: ...
 
@@ -76,3 +80,18 @@ def build_adapter(provider: str, api_key: str | None, **options) -> Adapter:
     if provider == "gemini":
         return GeminiAdapter(api_key or "")
     raise ValueError(f"no adapter for provider {provider!r}")
+
+
+def build_embedder(provider: str, api_key: str | None):
+    """The embeddings adapter of a provider deployment, or None when the provider has no
+    embeddings API (Anthropic)."""
+    from modelbus_adapter_worker.adapters.embeddings import (
+        GeminiEmbedder,
+        OpenAIEmbedder,
+    )
+
+    if provider in ("openai", "selfhosted"):
+        return OpenAIEmbedder(api_key, system=provider)
+    if provider == "gemini":
+        return GeminiEmbedder(api_key or "")
+    return None

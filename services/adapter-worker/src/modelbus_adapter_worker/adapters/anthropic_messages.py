@@ -1,34 +1,56 @@
 """Anthropic Messages (``POST {base}/messages``, base ``https://api.anthropic.com/v1``).
+What is sent is decided in :mod:`~modelbus_adapter_worker.adapters.normalize_anthropic`.
 
-The system prompt is the top-level ``system`` field, ``max_tokens`` is required, every call
-carries ``x-api-key`` and ``anthropic-version``, and the answer is a list of content blocks.
-A stream is complete only when ``message_stop`` arrived; ``message_delta`` carries the stop
-reason and the output tokens, ``message_start`` the input tokens; an ``error`` event (e.g.
-``overloaded_error``) is a retryable failure.
+``max_tokens`` is required, every call carries ``x-api-key`` and ``anthropic-version``, and
+the answer is a list of content blocks: ``text`` and ``tool_use`` (a tool call; the forced
+JSON tool's input is the JSON answer instead). A stream is complete only when
+``message_stop`` arrived; ``message_delta`` carries the stop reason and the output tokens,
+``message_start`` the input tokens; a ``tool_use`` block streams its input as
+``input_json_delta`` fragments; an ``error`` event (e.g. ``overloaded_error``) is a
+retryable failure.
 """
 
 from __future__ import annotations
 
 import orjson
 from modelbus_schemas import TaskEvent
+from modelbus_schemas.content import ToolCall
 
 from modelbus_adapter_worker.adapters import Completion, HttpRequest
+from modelbus_adapter_worker.adapters.normalize_anthropic import body_of
+from modelbus_adapter_worker.adapters.wire import dumps
 from modelbus_adapter_worker.errors import (
     ProviderError,
     from_error_body,
     malformed,
     truncated,
 )
-from modelbus_adapter_worker.prompt import prompt_of
 
 API_VERSION = "2023-06-01"
 STOP = {"end_turn": "stop", "stop_sequence": "stop", "max_tokens": "length",
         "tool_use": "tool_calls", "refusal": "content_filter", "pause_turn": "other"}
 RETRYABLE_STREAM_ERRORS = {"overloaded_error", "api_error", "rate_limit_error"}
+_BAD_BODY = (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError)
 
 
 def _stop(value: str | None) -> str:
     return STOP.get(value or "", "other")
+
+
+def _answer(blocks: list[dict], stop_reason: str | None, meta: dict) -> tuple[str, str, list]:
+    """(text, finish reason, tool calls) of the answer's content blocks."""
+    text = "".join(b.get("text", "") for b in blocks if b.get("type") == "text")
+    calls = []
+    for block in blocks:
+        if block.get("type") != "tool_use":
+            continue
+        value = block.get("input") or {}
+        if meta.get("json_tool") and block.get("name") == meta["json_tool"]:
+            text = dumps(value.get("value") if meta.get("json_wrapped") else value)
+            stop_reason = "end_turn" if stop_reason == "tool_use" else stop_reason
+            continue
+        calls.append(ToolCall(id=block["id"], name=block["name"], arguments=dumps(value)))
+    return text, _stop(stop_reason), calls
 
 
 class AnthropicMessagesAdapter:
@@ -41,49 +63,38 @@ class AnthropicMessagesAdapter:
                          "Content-Type": "application/json"}
 
     def build(self, task: TaskEvent, *, stream: bool = False) -> HttpRequest:
-        prompt = prompt_of(task)
-        params = task.params
-        body: dict = {
-            "model": task.model,
-            "max_tokens": params.max_tokens or self.default_max_tokens,
-            "messages": [{"role": role, "content": text} for role, text in prompt.turns],
-        }
-        if prompt.system:
-            body["system"] = prompt.system
-        if params.temperature is not None:
-            body["temperature"] = min(params.temperature, 1.0)  # Anthropic's range is 0..1
-        if params.top_p is not None:
-            body["top_p"] = params.top_p
-        if params.stop:
-            body["stop_sequences"] = params.stop
+        body, meta = body_of(task, default_max_tokens=self.default_max_tokens)
         if stream:
             body["stream"] = True
-        return HttpRequest("POST", "/messages", body, self._headers, stream)
+        return HttpRequest("POST", "/messages", body, self._headers, stream, meta)
 
-    def parse(self, body: bytes) -> Completion:
+    def parse(self, body: bytes, request: HttpRequest | None = None) -> Completion:
         try:
             data = orjson.loads(body)
-            text = "".join(b.get("text", "") for b in data["content"] if b.get("type") == "text")
+            text, finish, calls = _answer(data["content"], data.get("stop_reason"),
+                                          request.meta if request else {})
             usage = data.get("usage") or {}
             return Completion(
-                text=text, finish_reason=_stop(data.get("stop_reason")),
+                text=text, finish_reason=finish,
                 input_tokens=int(usage.get("input_tokens", 0)),
                 output_tokens=int(usage.get("output_tokens", 0)),
-                response_model=data.get("model"),
+                response_model=data.get("model"), tool_calls=calls or None,
             )
-        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:
+        except _BAD_BODY as exc:
             raise malformed(exc.__class__.__name__) from None
 
-    def stream_parser(self) -> AnthropicStream:
-        return AnthropicStream()
+    def stream_parser(self, request: HttpRequest | None = None) -> AnthropicStream:
+        return AnthropicStream(request.meta if request else {})
 
     def classify(self, status: int, headers, body: bytes) -> ProviderError:
         return from_error_body(status, headers, body)
 
 
 class AnthropicStream:
-    def __init__(self) -> None:
-        self.text: list[str] = []
+    def __init__(self, meta: dict | None = None) -> None:
+        self.meta = meta or {}
+        self.blocks: dict[int, dict] = {}
+        self.json_parts: dict[int, list[str]] = {}
         self.stop_reason: str | None = None
         self.input_tokens = 0
         self.output_tokens = 0
@@ -96,11 +107,11 @@ class AnthropicStream:
         except orjson.JSONDecodeError:
             raise malformed("stream frame is not JSON") from None
         kind = frame.get("type") if isinstance(frame, dict) else None
-        if kind == "content_block_delta":
-            delta = frame.get("delta") or {}
-            if delta.get("type") == "text_delta" and delta.get("text"):
-                self.text.append(delta["text"])
-                return True
+        if kind == "content_block_start":
+            block = dict(frame.get("content_block") or {})
+            self.blocks[int(frame.get("index", len(self.blocks)))] = block
+        elif kind == "content_block_delta":
+            return self._delta(int(frame.get("index", 0)), frame.get("delta") or {})
         elif kind == "message_start":
             message = frame.get("message") or {}
             self.model = message.get("model")
@@ -120,11 +131,34 @@ class AnthropicStream:
             )
         return False
 
+    def _delta(self, index: int, delta: dict) -> bool:
+        block = self.blocks.setdefault(index, {"type": "text", "text": ""})
+        if delta.get("type") == "text_delta" and delta.get("text"):
+            block["text"] = block.get("text", "") + delta["text"]
+            return True
+        if delta.get("type") == "input_json_delta":
+            self.json_parts.setdefault(index, []).append(delta.get("partial_json") or "")
+            return True
+        return False
+
     def finish(self) -> Completion:
         if not self.stopped:
             raise truncated("no message_stop")
+        blocks = []
+        for index, block in sorted(self.blocks.items()):
+            if block.get("type") == "tool_use" and index in self.json_parts:
+                raw = "".join(self.json_parts[index]).strip() or "{}"
+                try:
+                    block = {**block, "input": orjson.loads(raw)}
+                except orjson.JSONDecodeError:
+                    raise malformed("streamed tool input is not JSON") from None
+            blocks.append(block)
+        try:
+            text, finish, calls = _answer(blocks, self.stop_reason, self.meta)
+        except _BAD_BODY as exc:
+            raise malformed(exc.__class__.__name__) from None
         return Completion(
-            text="".join(self.text), finish_reason=_stop(self.stop_reason),
-            input_tokens=self.input_tokens, output_tokens=self.output_tokens,
-            response_model=self.model,
+            text=text, finish_reason=finish, input_tokens=self.input_tokens,
+            output_tokens=self.output_tokens, response_model=self.model,
+            tool_calls=calls or None,
         )

@@ -3,7 +3,10 @@
 ``:streamGenerateContent?alt=sse``.
 
 Turns are ``contents`` of ``parts`` with roles ``user`` / ``model``; the system prompt is
-``systemInstruction``; limits go in ``generationConfig``. The key travels in the
+``systemInstruction``; limits go in ``generationConfig`` (what is sent is decided in
+:mod:`~modelbus_adapter_worker.adapters.normalize_gemini`). Function calls come as whole
+``functionCall`` parts, also when streamed; Gemini gives them no ids, so stable ones are
+made. The key travels in the
 ``x-goog-api-key`` header, never in the URL (URLs end up in logs). A Gemini stream has no
 ``[DONE]``: it is complete only when a chunk carried a ``finishReason``. A 429's
 ``RetryInfo.retryDelay`` is honoured like ``Retry-After``.
@@ -17,6 +20,7 @@ import orjson
 from modelbus_schemas import TaskEvent
 
 from modelbus_adapter_worker.adapters import Completion, HttpRequest
+from modelbus_adapter_worker.adapters.normalize_gemini import body_of, candidate_output
 from modelbus_adapter_worker.errors import (
     ProviderError,
     from_status,
@@ -24,22 +28,18 @@ from modelbus_adapter_worker.errors import (
     parse_duration,
     truncated,
 )
-from modelbus_adapter_worker.prompt import prompt_of
 
 FINISH = {"STOP": "stop", "MAX_TOKENS": "length", "SAFETY": "content_filter",
           "RECITATION": "content_filter", "BLOCKLIST": "content_filter",
           "PROHIBITED_CONTENT": "content_filter", "SPII": "content_filter",
           "IMAGE_SAFETY": "content_filter", "MALFORMED_FUNCTION_CALL": "error"}
-ROLES = {"user": "user", "assistant": "model"}
+_BAD_BODY = (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError)
 
 
-def _finish(value: str | None) -> str:
+def _finish(value: str | None, calls: list | None = None) -> str:
+    if calls and value in (None, "STOP"):
+        return "tool_calls"  # Gemini ends a function-calling turn with STOP
     return FINISH.get(value or "", "other")
-
-
-def _candidate_text(candidate: dict) -> str:
-    parts = (candidate.get("content") or {}).get("parts") or ()
-    return "".join(p.get("text", "") for p in parts if not p.get("thought"))
 
 
 class GeminiAdapter:
@@ -49,49 +49,34 @@ class GeminiAdapter:
         self._headers = {"x-goog-api-key": api_key, "Content-Type": "application/json"}
 
     def build(self, task: TaskEvent, *, stream: bool = False) -> HttpRequest:
-        prompt = prompt_of(task)
-        body: dict = {
-            "contents": [{"role": ROLES[role], "parts": [{"text": text}]}
-                         for role, text in prompt.turns],
-        }
-        if prompt.system:
-            body["systemInstruction"] = {"parts": [{"text": prompt.system}]}
-        params, config = task.params, {}
-        if params.max_tokens is not None:
-            config["maxOutputTokens"] = params.max_tokens
-        if params.temperature is not None:
-            config["temperature"] = params.temperature
-        if params.top_p is not None:
-            config["topP"] = params.top_p
-        if params.stop:
-            config["stopSequences"] = params.stop
-        if config:
-            body["generationConfig"] = config
+        body = body_of(task)
         model = quote(task.model.removeprefix("models/"), safe="-._~")
         method = "streamGenerateContent?alt=sse" if stream else "generateContent"
         return HttpRequest("POST", f"/models/{model}:{method}", body, self._headers, stream)
 
-    def parse(self, body: bytes) -> Completion:
+    def parse(self, body: bytes, request: HttpRequest | None = None) -> Completion:
         try:
             data = orjson.loads(body)
             candidates = data.get("candidates") or []
             usage = data.get("usageMetadata") or {}
+            calls: list = []
             if candidates:
-                text, finish = _candidate_text(candidates[0]), candidates[0].get("finishReason")
+                (text, calls), finish = (candidate_output(candidates[0]),
+                                         candidates[0].get("finishReason"))
             elif (data.get("promptFeedback") or {}).get("blockReason"):
                 text, finish = "", "SAFETY"
             else:
                 raise KeyError("candidates")
             return Completion(
-                text=text, finish_reason=_finish(finish),
+                text=text, finish_reason=_finish(finish, calls),
                 input_tokens=int(usage.get("promptTokenCount", 0)),
                 output_tokens=int(usage.get("candidatesTokenCount", 0)),
-                response_model=data.get("modelVersion"),
+                response_model=data.get("modelVersion"), tool_calls=calls or None,
             )
-        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:
+        except _BAD_BODY as exc:
             raise malformed(exc.__class__.__name__) from None
 
-    def stream_parser(self) -> GeminiStream:
+    def stream_parser(self, request: HttpRequest | None = None) -> GeminiStream:
         return GeminiStream()
 
     def classify(self, status: int, headers, body: bytes) -> ProviderError:
@@ -110,6 +95,7 @@ class GeminiAdapter:
 class GeminiStream:
     def __init__(self) -> None:
         self.text: list[str] = []
+        self.calls: list = []
         self.reason: str | None = None
         self.usage: dict = {}
         self.model: str | None = None
@@ -130,21 +116,25 @@ class GeminiStream:
             self.usage = chunk["usageMetadata"]
         if (chunk.get("promptFeedback") or {}).get("blockReason"):
             self.reason = "SAFETY"
-        got_text = False
+        got_output = False
         for candidate in (chunk.get("candidates") or ())[:1]:
-            piece = _candidate_text(candidate)
-            if piece:
+            try:
+                piece, calls = candidate_output(candidate, len(self.calls))
+            except _BAD_BODY as exc:
+                raise malformed(f"function call: {exc.__class__.__name__}") from None
+            if piece or calls:
                 self.text.append(piece)
-                got_text = True
+                self.calls.extend(calls)
+                got_output = True
             self.reason = candidate.get("finishReason") or self.reason
-        return got_text
+        return got_output
 
     def finish(self) -> Completion:
         if self.reason is None:
             raise truncated("no chunk with a finishReason")
         return Completion(
-            text="".join(self.text), finish_reason=_finish(self.reason),
+            text="".join(self.text), finish_reason=_finish(self.reason, self.calls),
             input_tokens=int(self.usage.get("promptTokenCount", 0)),
             output_tokens=int(self.usage.get("candidatesTokenCount", 0)),
-            response_model=self.model,
+            response_model=self.model, tool_calls=self.calls or None,
         )

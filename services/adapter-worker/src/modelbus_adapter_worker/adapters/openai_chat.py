@@ -1,9 +1,10 @@
 """OpenAI Chat Completions (``POST {base}/chat/completions``), also spoken by vLLM and
-Ollama (``selfhosted``).
+Ollama (``selfhosted``). What is sent is decided in
+:mod:`~modelbus_adapter_worker.adapters.normalize_openai`.
 
 Streams ask for ``stream_options.include_usage`` so the last chunk (empty ``choices``)
 carries token usage; a stream is complete only when a finish reason arrived and
-``data: [DONE]`` closed it.
+``data: [DONE]`` closed it. Streamed tool calls arrive in fragments keyed by ``index``.
 """
 
 from __future__ import annotations
@@ -12,16 +13,23 @@ import orjson
 from modelbus_schemas import TaskEvent
 
 from modelbus_adapter_worker.adapters import Completion, HttpRequest
+from modelbus_adapter_worker.adapters.normalize_openai import (
+    ToolCallAssembler,
+    body_fields,
+    messages_of,
+    tool_calls_of,
+)
 from modelbus_adapter_worker.errors import (
     ProviderError,
     from_error_body,
     malformed,
     truncated,
 )
-from modelbus_adapter_worker.prompt import prompt_of
 
 FINISH = {"stop": "stop", "length": "length", "content_filter": "content_filter",
           "tool_calls": "tool_calls", "function_call": "tool_calls"}
+_BAD_BODY = (orjson.JSONDecodeError, KeyError, IndexError, TypeError, ValueError,
+             AttributeError)
 
 
 def _finish(value: str | None) -> str:
@@ -41,40 +49,32 @@ class OpenAIChatAdapter:
             self._headers["OpenAI-Organization"] = organization
 
     def build(self, task: TaskEvent, *, stream: bool = False) -> HttpRequest:
-        prompt = prompt_of(task)
-        messages = [{"role": "system", "content": prompt.system}] if prompt.system else []
-        messages += [{"role": role, "content": text} for role, text in prompt.turns]
-        body: dict = {"model": task.model, "messages": messages}
-        params = task.params
-        if params.max_tokens is not None:
-            body[self.max_tokens_field] = params.max_tokens
-        if params.temperature is not None:
-            body["temperature"] = params.temperature
-        if params.top_p is not None:
-            body["top_p"] = params.top_p
-        if params.stop:
-            body["stop"] = params.stop
+        body: dict = {"model": task.model, "messages": messages_of(task)}
+        body.update(body_fields(task, system=self.system,
+                                max_tokens_field=self.max_tokens_field))
         if stream:
             body["stream"] = True
             body["stream_options"] = {"include_usage": True}
         return HttpRequest("POST", "/chat/completions", body, self._headers, stream)
 
-    def parse(self, body: bytes) -> Completion:
+    def parse(self, body: bytes, request: HttpRequest | None = None) -> Completion:
         try:
             data = orjson.loads(body)
             choice = data["choices"][0]
+            message = choice["message"]
             usage = data.get("usage") or {}
             return Completion(
-                text=choice["message"].get("content") or "",
+                text=message.get("content") or "",
                 finish_reason=_finish(choice.get("finish_reason")),
                 input_tokens=int(usage.get("prompt_tokens", 0)),
                 output_tokens=int(usage.get("completion_tokens", 0)),
                 response_model=data.get("model"),
+                tool_calls=tool_calls_of(message.get("tool_calls")),
             )
-        except (orjson.JSONDecodeError, KeyError, IndexError, TypeError, ValueError) as exc:
+        except _BAD_BODY as exc:
             raise malformed(exc.__class__.__name__) from None
 
-    def stream_parser(self) -> OpenAIStream:
+    def stream_parser(self, request: HttpRequest | None = None) -> OpenAIStream:
         return OpenAIStream()
 
     def classify(self, status: int, headers, body: bytes) -> ProviderError:
@@ -84,6 +84,7 @@ class OpenAIChatAdapter:
 class OpenAIStream:
     def __init__(self) -> None:
         self.text: list[str] = []
+        self.tools = ToolCallAssembler()
         self.reason: str | None = None
         self.usage: dict = {}
         self.model: str | None = None
@@ -106,22 +107,29 @@ class OpenAIStream:
         self.model = chunk.get("model") or self.model
         if chunk.get("usage"):
             self.usage = chunk["usage"]
-        got_text = False
+        got_output = False
         for choice in chunk.get("choices") or ():
-            piece = (choice.get("delta") or {}).get("content")
-            if piece:
-                self.text.append(piece)
-                got_text = True
+            delta = choice.get("delta") or {}
+            if delta.get("content"):
+                self.text.append(delta["content"])
+                got_output = True
+            if delta.get("tool_calls"):
+                self.tools.feed(delta["tool_calls"])
+                got_output = True
             if choice.get("finish_reason"):
                 self.reason = choice["finish_reason"]
-        return got_text
+        return got_output
 
     def finish(self) -> Completion:
         if not self.done or self.reason is None:
             raise truncated("no finish reason" if self.reason is None else "no [DONE]")
+        try:
+            calls = self.tools.calls()
+        except ValueError as exc:
+            raise malformed(f"streamed tool call: {exc.__class__.__name__}") from None
         return Completion(
             text="".join(self.text), finish_reason=_finish(self.reason),
             input_tokens=int(self.usage.get("prompt_tokens", 0)),
             output_tokens=int(self.usage.get("completion_tokens", 0)),
-            response_model=self.model,
+            response_model=self.model, tool_calls=calls,
         )
