@@ -9,6 +9,7 @@ copy with one row edited.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
 import shutil
@@ -79,10 +80,14 @@ def records(run: str) -> list[AuditRecord]:
     return out
 
 
-def modelbus_verify(database_url: str) -> subprocess.CompletedProcess:
+async def run(args: list[str], **kw) -> subprocess.CompletedProcess:
+    return await asyncio.to_thread(subprocess.run, args, capture_output=True, text=True,
+                                   timeout=300, check=False, **kw)
+
+
+async def modelbus_verify(database_url: str) -> subprocess.CompletedProcess:
     cli = shutil.which("modelbus", path=str(Path(sys.executable).parent)) or "modelbus"
-    return subprocess.run([cli, "audit", "verify", "--database-url", database_url],
-                          capture_output=True, text=True, timeout=120, check=False)
+    return await run([cli, "audit", "verify", "--database-url", database_url])
 
 
 @pytest.fixture
@@ -120,8 +125,7 @@ async def test_dump_restore_and_verify_the_copy(source_database, restored_databa
     backups.mkdir()
     script = backup_script().replace("/backups", str(backups))
     env = {**os.environ, "DATABASE_URL": libpq_url(source_database), "KEEP_DAYS": "14"}
-    job = subprocess.run(["sh", "-c", script], env=env, capture_output=True, text=True,
-                         timeout=300, check=False)
+    job = await run(["sh", "-c", script], env=env)
     assert job.returncode == 0, job.stderr
     (dump,) = backups.glob("modelbus_audit-*.dump")
     assert not list(backups.glob("*.partial")), "a finished run leaves no partial file"
@@ -129,13 +133,12 @@ async def test_dump_restore_and_verify_the_copy(source_database, restored_databa
     assert name == dump.name and digest == hashlib.sha256(dump.read_bytes()).hexdigest()
 
     # docs/backup.md, step 2: pg_restore into a new database.
-    restore = subprocess.run(
-        ["pg_restore", "--no-owner", "--exit-on-error", f"--dbname={libpq_url(restored_database)}",
-         str(dump)], capture_output=True, text=True, timeout=300, check=False)
+    restore = await run(["pg_restore", "--no-owner", "--exit-on-error",
+                         f"--dbname={libpq_url(restored_database)}", str(dump)])
     assert restore.returncode == 0, restore.stderr
 
     # Step 3: the copy verifies and holds every row.
-    verified = modelbus_verify(restored_database)
+    verified = await modelbus_verify(restored_database)
     assert verified.returncode == 0, verified.stdout + verified.stderr
     assert await _count(restored_database) == stored
 
@@ -150,5 +153,5 @@ async def test_dump_restore_and_verify_the_copy(source_database, restored_databa
             assert changed.rowcount == 1
     finally:
         await copy.close()
-    tampered = modelbus_verify(restored_database)
+    tampered = await modelbus_verify(restored_database)
     assert tampered.returncode == 1, tampered.stdout + tampered.stderr
