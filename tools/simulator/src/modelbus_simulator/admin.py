@@ -7,7 +7,10 @@
                                     resets that model's fail-first counter and RNG
 - `DELETE /_sim/models/{model}`  -> drop a model's behaviour (falls back to default)
 - `POST /_sim/reset`             -> restore the startup script and zero all counters
-- `GET  /_sim/stats`             -> calls per model and outcome, per request key, rejects
+- `GET  /_sim/stats`             -> calls per model and outcome, per request key, rejects,
+                                    embedding calls and inputs per model
+- `GET  /_sim/rules`             -> every request rule and whether it is on
+- `PUT  /_sim/rules`             -> switch rules: {"<rule id>": true|false, ...} (until reset)
 Invalid behaviours get 422 `{"error": "<field>: <problem>"}`.
 """
 
@@ -75,7 +78,23 @@ def routes(state: SimState) -> list[Route]:
     async def stats(request: Request) -> Response:
         return json_response(state.stats_json())
 
+    async def get_rules(request: Request) -> Response:
+        return json_response(state.rules)
+
+    async def put_rules(request: Request) -> Response:
+        data = await _body(request)
+        if not isinstance(data, dict) or not all(isinstance(v, bool) for v in data.values()):
+            return json_response({"error": "body must be {\"<rule id>\": true|false}"}, 400)
+        try:
+            parse_script({"rules": data})
+        except ScriptError as exc:
+            return json_response({"error": str(exc)}, 422)
+        state.set_rules(data)
+        return json_response(state.rules)
+
     return [
+        Route("/_sim/rules", get_rules, methods=["GET"]),
+        Route("/_sim/rules", put_rules, methods=["PUT"]),
         Route("/_sim/health", health, methods=["GET"]),
         Route("/_sim/script", get_script, methods=["GET"]),
         Route("/_sim/script", put_script, methods=["PUT"]),

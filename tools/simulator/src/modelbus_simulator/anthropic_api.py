@@ -6,7 +6,10 @@ it) and an `anthropic-version` header and a `max_tokens` field; accepts
 Errors use `{"type": "error", "error": {"type", "message"}}` (429 rate_limit_error,
 503/529 overloaded_error, 500 api_error, ...).  Streams emit the real event sequence:
 message_start, content_block_start, ping, content_block_delta (text_delta)...,
-content_block_stop, message_delta (stop_reason + usage), message_stop.
+content_block_stop, message_delta (stop_reason + usage), message_stop.  Tool calls are
+`tool_use` blocks (stop_reason `tool_use`), streamed as `input_json_delta`; JSON output
+follows `output_config.format` (json_schema); `image` blocks are counted.  Requests the
+real API refuses are refused first (`rules_anthropic`).
 """
 
 from __future__ import annotations
@@ -18,10 +21,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from . import sse
+from . import rules, rules_anthropic, sse
+from .answer import Answer, Choice, ToolSpec, respond
 from .behaviour import Plan, SimState
 from .faults import body_response, int_or_none, json_response, pre_response, read_json
-from .replies import Reply, chat_prompt, make_reply, split_chunks, truncated_chunks
+from .prompts import anthropic_prompt
+from .replies import split_chunks, truncated_chunks
 
 _ids = itertools.count(1)
 _ERROR_TYPES = {
@@ -46,20 +51,42 @@ def error(status: int, message: str, headers: dict[str, str] | None = None) -> R
     )
 
 
-def _message(mid: str, model: str, reply: Reply, stop: str) -> dict:
+def _tools(body: dict) -> tuple[list[ToolSpec], Choice]:
+    specs = [
+        ToolSpec(str(t.get("name")), t.get("input_schema") or {})
+        for t in body.get("tools") or ()
+        if isinstance(t, dict) and t.get("type") in (None, "custom")
+    ]
+    choice = body.get("tool_choice") if isinstance(body.get("tool_choice"), dict) else {}
+    mode = {"any": "required", "tool": "required", "none": "none"}.get(choice.get("type"), "auto")
+    return specs, Choice(mode, choice.get("name"))
+
+
+def _content(answer: Answer) -> list[dict]:
+    if answer.tool_calls:
+        return [
+            {"type": "tool_use", "id": c.id, "name": c.name, "input": c.arguments}
+            for c in answer.tool_calls
+        ]
+    return [{"type": "text", "text": answer.reply.text}]
+
+
+def _message(mid: str, model: str, answer: Answer, stop: str) -> dict:
+    reply = answer.reply
     return {
         "id": mid,
         "type": "message",
         "role": "assistant",
         "model": model,
-        "content": [{"type": "text", "text": reply.text}],
+        "content": _content(answer),
         "stop_reason": stop,
         "stop_sequence": None,
         "usage": {"input_tokens": reply.input_tokens, "output_tokens": reply.output_tokens},
     }
 
 
-def _frames(mid: str, model: str, reply: Reply, stop: str, plan: Plan) -> list[bytes]:
+def _frames(mid: str, model: str, answer: Answer, stop: str, plan: Plan) -> list[bytes]:
+    reply = answer.reply
     start = {
         "id": mid,
         "type": "message",
@@ -74,25 +101,22 @@ def _frames(mid: str, model: str, reply: Reply, stop: str, plan: Plan) -> list[b
         sse.event("message_start", {"type": "message_start", "message": start}),
         sse.event(
             "content_block_start",
-            {
-                "type": "content_block_start",
-                "index": 0,
-                "content_block": {"type": "text", "text": ""},
-            },
+            {"type": "content_block_start", "index": 0, "content_block": _first_block(answer)},
         ),
         sse.event("ping", {"type": "ping"}),
     ]
-    pieces = split_chunks(reply.text)
+    if answer.tool_calls:
+        args = answer.tool_calls[0].arguments_json
+        pieces, delta = [args[i : i + 8] for i in range(0, len(args), 8)], "input_json_delta"
+    else:
+        pieces, delta = split_chunks(reply.text), "text_delta"
+    field = "partial_json" if answer.tool_calls else "text"
     truncate = plan.failure is not None and plan.failure.kind == "truncate"
     for p in truncated_chunks(pieces) if truncate else pieces:
         frames.append(
             sse.event(
                 "content_block_delta",
-                {
-                    "type": "content_block_delta",
-                    "index": 0,
-                    "delta": {"type": "text_delta", "text": p},
-                },
+                {"type": "content_block_delta", "index": 0, "delta": {"type": delta, field: p}},
             )
         )
     if truncate:
@@ -110,6 +134,13 @@ def _frames(mid: str, model: str, reply: Reply, stop: str, plan: Plan) -> list[b
         sse.event("message_stop", {"type": "message_stop"}),
     ]
     return frames
+
+
+def _first_block(answer: Answer) -> dict:
+    """The streamed block: a tool_use with empty input (filled by deltas), or empty text."""
+    if answer.tool_calls:
+        return {**_content(answer)[0], "input": {}}
+    return {"type": "text", "text": ""}
 
 
 def routes(state: SimState) -> list[Route]:
@@ -137,6 +168,12 @@ def routes(state: SimState) -> list[Route]:
             problem = "max_tokens: Input should be greater than or equal to 1"
         elif not isinstance(msgs, list) or not msgs:
             problem = "messages: at least one message is required"
+        prompt = anthropic_prompt(msgs or [], body.get("system"))
+        if problem is None:
+            v = rules.run(rules_anthropic.CHECKS, body, state.rule_on)
+            if v is None and prompt.images and not state.behaviour_for(model).vision:
+                v = rules.Violation("anthropic.images", *rules_anthropic.NO_VISION)
+            problem = v and v.message
         if problem:
             state.reject("anthropic_400")
             return error(400, problem)
@@ -145,15 +182,17 @@ def routes(state: SimState) -> list[Route]:
         failed = await pre_response(plan, request, error, stream, MALFORMED_FRAME, state.release)
         if failed is not None:
             return failed
-        last_user, n_in = chat_prompt(msgs, body.get("system"))
-        reply = make_reply(model, last_user, plan.behaviour.reply, max_tokens, n_in)
-        stop = "max_tokens" if reply.cut else "end_turn"
+        tools, choice = _tools(body)
+        spec = rules_anthropic.output_schema_spec(body)
+        answer = respond(model, prompt, plan.behaviour.reply, max_tokens, tools, choice,
+                         spec and spec.get("schema"), call_prefix="toolu_sim")
+        stop = "tool_use" if answer.tool_calls else "max_tokens" if answer.reply.cut else "end_turn"
         mid = f"msg_sim{next(_ids):016x}"
         if stream:
-            frames = _frames(mid, model, reply, stop, plan)
+            frames = _frames(mid, model, answer, stop, plan)
             return sse.stream_response(frames, plan.ttft_s, plan.chunk_delay_s)
         if plan.delay_s > 0:
             await asyncio.sleep(plan.delay_s)
-        return body_response(plan, _message(mid, model, reply, stop))
+        return body_response(plan, _message(mid, model, answer, stop))
 
     return [Route("/v1/messages", messages, methods=["POST"])]

@@ -16,7 +16,7 @@ import sys
 import uvicorn
 from starlette.applications import Starlette
 
-from . import admin, anthropic_api, gemini_api, openai_api
+from . import admin, anthropic_api, embeddings, gemini_api, openai_api
 from .behaviour import ScriptError, SimScript, SimState, load_script
 
 
@@ -25,6 +25,7 @@ def build_app(script: SimScript | None = None) -> Starlette:
     routes = (
         admin.routes(state)
         + openai_api.routes(state)
+        + embeddings.routes(state)
         + anthropic_api.routes(state)
         + gemini_api.routes(state)
     )

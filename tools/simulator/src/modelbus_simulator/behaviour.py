@@ -21,6 +21,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from .rules import RULES
+
 FailureKind = Literal["status", "hang", "malformed", "truncate"]
 # Headers whose values identify a logical request across retries (counted in stats).
 REQUEST_KEY_HEADERS = ("idempotency-key", "x-idempotency-key", "x-request-id")
@@ -65,6 +67,8 @@ class Behaviour(BaseModel):
     failure_rate: float = Field(default=0.0, ge=0, le=1)
     failure: Failure = Failure()
     seed: int | None = None
+    vision: bool = True  # False: image inputs are refused like a text-only model
+    embedding_dim: int | None = Field(default=None, ge=1, le=65536)  # default dimension
 
 
 class SimScript(BaseModel):
@@ -75,6 +79,15 @@ class SimScript(BaseModel):
     seed: int = 0
     default: Behaviour = Behaviour()
     models: dict[str, Behaviour] = {}
+    rules: dict[str, bool] = {}  # switch request rules on/off (ids: `rules.RULES`)
+
+    @field_validator("rules")
+    @classmethod
+    def _known_rules(cls, v: dict[str, bool]) -> dict[str, bool]:
+        unknown = sorted(set(v) - set(RULES))
+        if unknown:
+            raise ValueError(f"unknown rule(s) {unknown}; known: {sorted(RULES)}")
+        return v
 
     @model_validator(mode="before")
     @classmethod
@@ -178,6 +191,8 @@ class SimState:
         self.request_keys: dict[str, int] = {}
         self.request_keys_dropped = 0
         self.rejected: dict[str, int] = {}
+        self.rules = {r.id: r.default for r in RULES.values()} | dict(self.initial.rules)
+        self.embeddings: dict[str, dict[str, int]] = {}  # model -> calls, inputs
 
     def set_behaviour(self, model: str, behaviour: Behaviour) -> None:
         if model == "default":
@@ -200,7 +215,20 @@ class SimState:
             "seed": self.seed,
             "default": self.default.model_dump(),
             "models": {m: b.model_dump() for m, b in self.behaviours.items()},
+            "rules": dict(self.rules),
         }
+
+    def set_rules(self, switches: Mapping[str, bool]) -> None:
+        """Switch rules on/off until the next reset (ids already validated)."""
+        self.rules.update(switches)
+
+    def rule_on(self, rule: str) -> bool:
+        return self.rules.get(rule, True)
+
+    def count_embeddings(self, model: str, inputs: int) -> None:
+        entry = self.embeddings.setdefault(model, {"calls": 0, "inputs": 0})
+        entry["calls"] += 1
+        entry["inputs"] += inputs
 
     # -- hot path ----------------------------------------------------------
     def behaviour_for(self, model: str) -> Behaviour:
@@ -269,4 +297,5 @@ class SimState:
             "duplicate_request_keys": sum(1 for v in self.request_keys.values() if v > 1),
             "request_keys_dropped": self.request_keys_dropped,
             "rejected": dict(self.rejected),
+            "embeddings": {m: dict(v) for m, v in self.embeddings.items()},
         }

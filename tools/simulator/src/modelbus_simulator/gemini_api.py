@@ -6,6 +6,12 @@ API key via `x-goog-api-key` header or `key` query parameter.  Reads `contents`,
 `{"error": {"code", "message", "status"}}` (429 RESOURCE_EXHAUSTED with a RetryInfo
 detail when a retry delay is scripted, 503 UNAVAILABLE, 500 INTERNAL, ...).  The last
 stream chunk carries `finishReason` and full `usageMetadata`; there is no other terminator.
+Function calling: `tools[].functionDeclarations` + `toolConfig` give `functionCall` parts,
+`functionResponse` turns get text quoting the response; `responseMimeType:
+application/json` with `responseSchema` or `responseJsonSchema` gives JSON text;
+`inlineData` / `fileData` images are counted.  `:embedContent` and `:batchEmbedContents`
+are served by `embeddings`.  Requests the real API refuses are refused first
+(`rules_gemini`).
 """
 
 from __future__ import annotations
@@ -18,10 +24,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from . import sse
+from . import embeddings, rules, rules_gemini, schemagen, sse
+from .answer import JSON_ANY, Answer, Choice, ToolSpec, respond
 from .behaviour import Plan, SimState
 from .faults import body_response, int_or_none, json_response, pre_response, read_json
-from .replies import Reply, gemini_prompt, make_reply, split_chunks, truncated_chunks
+from .prompts import gemini_part, gemini_prompt
+from .replies import Reply, split_chunks, truncated_chunks
 
 _ids = itertools.count(1)
 _STATUS = {
@@ -57,8 +65,39 @@ def error(status: int, message: str, headers: dict[str, str] | None = None) -> R
     return json_response({"error": err}, status, headers)
 
 
-def _chunk(rid: str, model: str, text: str, finish: str | None, usage: dict) -> dict:
-    cand: dict = {"content": {"parts": [{"text": text}], "role": "model"}, "index": 0}
+def _tools(body: dict) -> tuple[list[ToolSpec], Choice]:
+    specs = []
+    for d in rules_gemini.declarations(body):
+        schema = gemini_part(d, "parametersJsonSchema")
+        if schema is None:
+            schema = schemagen.from_openapi(d.get("parameters") or {})
+        specs.append(ToolSpec(str(d.get("name")), schema))
+    tool_config = gemini_part(body, "toolConfig") or {}
+    fcc = gemini_part(tool_config, "functionCallingConfig") if isinstance(tool_config, dict) else {}
+    fcc = fcc if isinstance(fcc, dict) else {}
+    mode = {"ANY": "required", "NONE": "none"}.get(str(fcc.get("mode") or "AUTO").upper(), "auto")
+    allowed = gemini_part(fcc, "allowedFunctionNames") or [None]
+    return specs, Choice(mode, allowed[0] if mode == "required" else None)
+
+
+def _json_schema(body: dict) -> dict | None:
+    cfg = rules_gemini.config(body)
+    if gemini_part(cfg, "responseMimeType") != "application/json":
+        return None
+    schema = gemini_part(cfg, "responseJsonSchema")
+    if schema is None and gemini_part(cfg, "responseSchema") is not None:
+        schema = schemagen.from_openapi(gemini_part(cfg, "responseSchema"))
+    return schema or JSON_ANY
+
+
+def _parts(answer: Answer, text: str) -> list[dict]:
+    if answer.tool_calls:
+        return [{"functionCall": {"name": c.name, "args": c.arguments}} for c in answer.tool_calls]
+    return [{"text": text}]
+
+
+def _chunk(rid: str, model: str, parts: list, finish: str | None, usage: dict) -> dict:
+    cand: dict = {"content": {"parts": parts, "role": "model"}, "index": 0}
     if finish is not None:
         cand["finishReason"] = finish
     return {"candidates": [cand], "usageMetadata": usage, "modelVersion": model, "responseId": rid}
@@ -72,15 +111,21 @@ def _full_usage(reply: Reply) -> dict:
     }
 
 
-def _stream_chunks(rid: str, model: str, reply: Reply, finish: str, plan: Plan) -> list[dict]:
+def _stream_chunks(rid: str, model: str, answer: Answer, finish: str, plan: Plan) -> list[dict]:
+    reply = answer.reply
     partial = {"promptTokenCount": reply.input_tokens, "totalTokenCount": reply.input_tokens}
+    truncate = plan.failure is not None and plan.failure.kind == "truncate"
+    if answer.tool_calls:  # Gemini sends a function call whole, never in fragments
+        return [] if truncate else [
+            _chunk(rid, model, _parts(answer, ""), finish, _full_usage(reply))
+        ]
     pieces = split_chunks(reply.text)
-    if plan.failure is not None and plan.failure.kind == "truncate":
-        return [_chunk(rid, model, p, None, partial) for p in truncated_chunks(pieces)]
+    if truncate:
+        return [_chunk(rid, model, [{"text": p}], None, partial) for p in truncated_chunks(pieces)]
     if not pieces:
         pieces = [""]
-    out = [_chunk(rid, model, p, None, partial) for p in pieces[:-1]]
-    out.append(_chunk(rid, model, pieces[-1], finish, _full_usage(reply)))
+    out = [_chunk(rid, model, [{"text": p}], None, partial) for p in pieces[:-1]]
+    out.append(_chunk(rid, model, [{"text": pieces[-1]}], finish, _full_usage(reply)))
     return out
 
 
@@ -88,7 +133,8 @@ def routes(state: SimState) -> list[Route]:
     async def model_call(request: Request) -> Response:
         target = request.path_params["target"]
         model, _, method = target.rpartition(":")
-        if method not in ("generateContent", "streamGenerateContent") or not model:
+        if method not in ("generateContent", "streamGenerateContent", *embeddings.GEMINI_METHODS) \
+                or not model:
             state.reject("gemini_404")
             return error(404, f"Method not found: {target}")
         if not (request.headers.get("x-goog-api-key") or request.query_params.get("key")):
@@ -102,10 +148,20 @@ def routes(state: SimState) -> list[Route]:
         if body is None:
             state.reject("gemini_400")
             return error(400, "Invalid JSON payload received.")
+        if method in embeddings.GEMINI_METHODS:
+            return await embeddings.gemini(state, request, model, method, body, error)
         contents = body.get("contents")
         if not isinstance(contents, list) or not contents:
             state.reject("gemini_400")
             return error(400, "* GenerateContentRequest.contents: contents is not specified")
+        system = body.get("systemInstruction", body.get("system_instruction"))
+        prompt = gemini_prompt(contents, system)
+        v = rules.run(rules_gemini.CHECKS, body, state.rule_on)
+        if v is None and prompt.images and not state.behaviour_for(model).vision:
+            v = rules.Violation("gemini.images", *rules_gemini.NO_VISION)
+        if v is not None:
+            state.reject("gemini_400")
+            return error(400, v.message)
         stream = method == "streamGenerateContent"
         sse_mode = stream and request.query_params.get("alt") == "sse"
         plan = state.plan(model, request.headers)
@@ -116,13 +172,14 @@ def routes(state: SimState) -> list[Route]:
         max_tokens = None
         if isinstance(config, dict):
             max_tokens = int_or_none(config.get("maxOutputTokens", config.get("max_output_tokens")))
-        system = body.get("systemInstruction", body.get("system_instruction"))
-        last_user, n_in = gemini_prompt(contents, system)
-        reply = make_reply(model, last_user, plan.behaviour.reply, max_tokens, n_in)
+        tools, choice = _tools(body)
+        answer = respond(model, prompt, plan.behaviour.reply, max_tokens, tools, choice,
+                         _json_schema(body))
+        reply = answer.reply
         finish = "MAX_TOKENS" if reply.cut else "STOP"
         rid = f"sim{next(_ids):012x}"
         if stream:
-            chunks = _stream_chunks(rid, model, reply, finish, plan)
+            chunks = _stream_chunks(rid, model, answer, finish, plan)
             if sse_mode:
                 frames = [sse.data(c) for c in chunks]
                 return sse.stream_response(frames, plan.ttft_s, plan.chunk_delay_s)
@@ -134,14 +191,17 @@ def routes(state: SimState) -> list[Route]:
             return Response(raw, media_type="application/json")
         if plan.delay_s > 0:
             await asyncio.sleep(plan.delay_s)
-        return body_response(plan, _chunk(rid, model, reply.text, finish, _full_usage(reply)))
+        parts = _parts(answer, reply.text)
+        return body_response(plan, _chunk(rid, model, parts, finish, _full_usage(reply)))
 
     async def list_models(request: Request) -> Response:
         models = [
             {
                 "name": f"models/{n}",
                 "displayName": n,
-                "supportedGenerationMethods": ["generateContent", "streamGenerateContent"],
+                "supportedGenerationMethods": [
+                    "generateContent", "streamGenerateContent", *embeddings.GEMINI_METHODS
+                ],
             }
             for n in sorted(state.behaviours)
         ]

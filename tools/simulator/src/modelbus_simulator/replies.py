@@ -1,4 +1,5 @@
-"""Deterministic reply text and token accounting shared by all three wire formats.
+"""Deterministic reply text and token accounting shared by all three wire formats
+(reading the prompt out of each format is `prompts`).
 
 A "token" is a whitespace-separated word.  The default reply is
 ``"[{model}] " + <first ECHO_WORDS words of the last user message>``; a behaviour
@@ -64,59 +65,3 @@ def truncated_chunks(pieces: list[str]) -> list[str]:
     if pieces and len(pieces[0]) >= 2:
         return [pieces[0][: len(pieces[0]) // 2]]
     return []
-
-
-def _text_of(content: object) -> str:
-    """Text of an OpenAI/Anthropic message content: a string or a list of blocks."""
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        out = []
-        for block in content:
-            if isinstance(block, dict):
-                t = block.get("text")
-                if isinstance(t, str):
-                    out.append(t)
-                elif isinstance(block.get("content"), (str, list)):  # tool_result
-                    out.append(_text_of(block["content"]))
-            elif isinstance(block, str):
-                out.append(block)
-        return " ".join(out)
-    return ""
-
-
-def chat_prompt(messages: list, system: object = None) -> tuple[str, int]:
-    """(last user text, input word count) for OpenAI/Anthropic style message lists."""
-    total = count_words(_text_of(system)) if system is not None else 0
-    last_user = ""
-    for m in messages:
-        if not isinstance(m, dict):
-            continue
-        text = _text_of(m.get("content"))
-        total += count_words(text)
-        if m.get("role") == "user":
-            last_user = text
-    return last_user, total
-
-
-def gemini_prompt(contents: list, system: object = None) -> tuple[str, int]:
-    """(last user text, input word count) for Gemini `contents` + `systemInstruction`."""
-
-    def parts_text(c: object) -> str:
-        if isinstance(c, dict):
-            parts = c.get("parts") or []
-            return " ".join(
-                p["text"] for p in parts if isinstance(p, dict) and isinstance(p.get("text"), str)
-            )
-        if isinstance(c, str):
-            return c
-        return ""
-
-    total = count_words(parts_text(system)) if system is not None else 0
-    last_user = ""
-    for c in contents:
-        text = parts_text(c)
-        total += count_words(text)
-        if not isinstance(c, dict) or c.get("role", "user") == "user":
-            last_user = text
-    return last_user, total

@@ -115,6 +115,10 @@ class SimulatorServer:
     def set_behaviour(self, model: str, **behaviour: Any) -> dict:
         return self._admin("PUT", f"/_sim/models/{model}", behaviour)
 
+    def set_rules(self, **switches: bool) -> dict:
+        """Switch request rules, e.g. ``set_rules(**{"openai.max_stop": False})``."""
+        return self._admin("PUT", "/_sim/rules", switches)
+
     def delete_behaviour(self, model: str) -> dict:
         return self._admin("DELETE", f"/_sim/models/{model}")
 
