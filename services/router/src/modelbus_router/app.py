@@ -44,6 +44,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from modelbus_router.claims import ClaimCheck
 from modelbus_router.engine import Outcome, RouterEngine
 from modelbus_router.errors import RoutingError
 from modelbus_router.identity import Identity, admit, load_tenant_keys
@@ -73,7 +74,8 @@ async def build(ctx: ServiceContext) -> Service:
     settings: RouterSettings = ctx.settings  # type: ignore[assignment]
     policies = PolicySource(settings.policy_path)  # a bad policy raises: refuse to start
     redis = build_redis(settings)
-    engine = RouterEngine(policies, redis, health=CircuitBreakers(redis))
+    claims = ClaimCheck.from_settings(settings)
+    engine = RouterEngine(policies, redis, health=CircuitBreakers(redis), claims=claims)
     producer = ctx.producer
     identity = Identity(settings.signing_ring(),
                         load_tenant_keys(settings.tenant_keys, settings.tenant_keys_file))
@@ -155,9 +157,12 @@ async def build(ctx: ServiceContext) -> Service:
                 await watcher
         await redis.aclose()
         await topics.close()
+        await claims.store.close()
 
+    # requests may be larger than a task: their large content is claim-checked (claims.py)
+    inbound = settings.model_copy(update={"max_message_bytes": settings.max_request_bytes})
     consumer = EventConsumer(
-        ctx.settings, group_id="modelbus-router", topics=[REQUESTS], dlq=ctx.dlq, handler=handle
+        inbound, group_id="modelbus-router", topics=[REQUESTS], dlq=ctx.dlq, handler=handle
     )
     # approvers decide at human pace: a long poll costs nothing and saves the broker and
     # this process a fetch round trip every few milliseconds

@@ -4,15 +4,38 @@ A model's deployment *surface* follows from its provider and cannot be declared 
 ``selfhosted`` models run on our own infrastructure, every other provider is a hosted API.
 The policy's ``data_classes`` table maps each data class to the surfaces allowed to see it,
 and a policy that lets restricted data reach a hosted surface is refused at load.
+
+Each model also declares what it can do (``capabilities``: ``chat``, ``tools``, ``vision``,
+``json_schema``, ``json_object``, ``embeddings``) and the limits of its API (``limits``).
+Undeclared, both default per provider from the providers' API references (see
+docs/providers.md), and a declared ``limits`` field overrides only itself:
+
+* OpenAI chat models: every chat capability; at most 4 ``stop`` sequences (Chat Completions
+  reference), 500 images per request (vision guide), 128 tools; the o-series and GPT-5
+  reasoning models take no ``temperature``/``top_p`` (reasoning guide). Embedding models
+  (``text-embedding-3-small``/``-large``): ``dimensions`` 1-1536 / 1-3072, 2048 inputs.
+* Anthropic: every chat capability (JSON output through tool use or structured outputs);
+  100 images per request (vision guide); no published stop-sequence limit. No embeddings.
+* Gemini: every chat capability; at most 5 ``stopSequences`` (GenerationConfig reference),
+  3600 images per request. ``gemini-embedding-001``: ``outputDimensionality`` 128-3072;
+  ``text-embedding-004``: up to 768.
+* Self-hosted (OpenAI-compatible: vLLM, Ollama): chat, tools, JSON output; the OpenAI limit
+  of 4 stop sequences. Vision only where the entry declares it (it depends on the model).
+
+A model whose name says ``embedding`` defaults to ``[embeddings]`` alone. The router rejects
+a model only for what the worker cannot normalise: extra stop sequences are enforced on the
+output and temperature is dropped for reasoning models, so ``max_stop`` and ``temperature``
+inform the worker and docs but never reject (:mod:`modelbus_router.capabilities`).
 """
 
 from __future__ import annotations
 
-from typing import Literal
+import re
+from typing import Any, Literal
 
 from modelbus_schemas import DataClass
 from modelbus_schemas.topics import PROVIDERS
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from modelbus_router.routes import Access
 
@@ -28,6 +51,65 @@ DEFAULT_SURFACES: dict[DataClass, list[Surface]] = {
 }
 
 
+CAPABILITIES = ("chat", "tools", "vision", "json_schema", "json_object", "embeddings")
+_CHAT = ["chat", "tools", "vision", "json_schema", "json_object"]
+_PROVIDER_CAPABILITIES: dict[str, list[str]] = {
+    "openai": _CHAT, "anthropic": _CHAT, "gemini": _CHAT,
+    "selfhosted": ["chat", "tools", "json_schema", "json_object"],
+}
+_PROVIDER_LIMITS: dict[str, dict[str, Any]] = {
+    "openai": {"max_stop": 4, "max_images": 500, "max_tools": 128},
+    "anthropic": {"max_images": 100},
+    "gemini": {"max_stop": 5, "max_images": 3600},
+    "selfhosted": {"max_stop": 4},
+}
+_EMBEDDING_LIMITS: dict[tuple[str, str], dict[str, Any]] = {
+    ("openai", "text-embedding-3-small"): {"dimensions": (1, 1536), "max_inputs": 2048},
+    ("openai", "text-embedding-3-large"): {"dimensions": (1, 3072), "max_inputs": 2048},
+    ("openai", "text-embedding-ada-002"): {"max_inputs": 2048},
+    ("gemini", "gemini-embedding-001"): {"dimensions": (128, 3072)},
+    ("gemini", "text-embedding-004"): {"dimensions": (1, 768)},
+}
+_OPENAI_REASONING = re.compile(r"^(o\d|gpt-5)")
+_OPENAI_TEXT_ONLY = re.compile(r"^(o1-mini|o3-mini|gpt-3\.5)")  # no image input
+
+
+class Limits(BaseModel):
+    """What a model's API accepts beyond what the contract checks (None: no published limit)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    max_stop: int | None = Field(default=None, ge=0, description="stop sequences")
+    max_images: int | None = Field(default=None, ge=0, description="images per request")
+    max_tools: int | None = Field(default=None, ge=0, description="tools per request")
+    temperature: bool = Field(default=True, description="False: a reasoning model")
+    dimensions: tuple[int, int] | None = Field(
+        default=None, description="embedding sizes `dimensions` may ask for (None: native only)")
+    max_inputs: int | None = Field(default=None, ge=1, description="embedding inputs per call")
+
+
+def _is_embedding(model: str) -> bool:
+    return "embedding" in model.lower()
+
+
+def default_capabilities(provider: str, model: str) -> list[str]:
+    if _is_embedding(model):
+        return ["embeddings"]
+    capabilities = list(_PROVIDER_CAPABILITIES.get(provider, ["chat"]))
+    if provider == "openai" and _OPENAI_TEXT_ONLY.match(model):
+        capabilities.remove("vision")
+    return capabilities
+
+
+def default_limits(provider: str, model: str) -> dict[str, Any]:
+    if _is_embedding(model):
+        return dict(_EMBEDDING_LIMITS.get((provider, model), {}))
+    limits = dict(_PROVIDER_LIMITS.get(provider, {}))
+    if provider == "openai" and _OPENAI_REASONING.match(model):
+        limits["temperature"] = False
+    return limits
+
+
 def surface_of(provider: str) -> Surface:
     return "self_hosted" if provider in SELF_HOSTED_PROVIDERS else "hosted"
 
@@ -39,7 +121,10 @@ class CatalogModel(BaseModel):
 
     provider: str
     model: str = Field(min_length=1)
-    capabilities: list[str] = Field(default_factory=lambda: ["chat"])
+    capabilities: list[str] = Field(
+        default_factory=lambda: ["chat"],
+        description=f"any of {CAPABILITIES}; default: the provider's (see the module doc)")
+    limits: Limits = Limits()
     context_window: int = Field(default=128_000, ge=256)
     input_usd_per_mtok: float = Field(default=0.0, ge=0)
     output_usd_per_mtok: float = Field(default=0.0, ge=0)
@@ -50,6 +135,20 @@ class CatalogModel(BaseModel):
     allow: Access | None = Field(
         default=None, description="tenants/teams whose requests the model may see (any: None)"
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _provider_defaults(cls, data: Any) -> Any:
+        if not isinstance(data, dict) or not isinstance(data.get("model"), str):
+            return data
+        provider, model = data.get("provider", ""), data["model"]
+        data = dict(data)
+        data.setdefault("capabilities", default_capabilities(provider, model))
+        declared = data.get("limits") or {}
+        if isinstance(declared, Limits):
+            declared = declared.model_dump(exclude_unset=True)
+        data["limits"] = {**default_limits(provider, model), **declared}
+        return data
 
     @field_validator("provider")
     @classmethod

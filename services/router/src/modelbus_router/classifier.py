@@ -27,7 +27,7 @@ COMPLEX_TOKENS = 1_500
 def prompt_complexity(request: RequestEvent, input_tokens: int) -> str:
     if input_tokens >= COMPLEX_TOKENS:
         return "complex"
-    last_user = next((m.content for m in reversed(request.messages) if m.role == "user"), "")
+    last_user = next((m.text for m in reversed(request.messages) if m.role == "user"), "")
     return "complex" if _REASONING.search(last_user) else "simple"
 
 

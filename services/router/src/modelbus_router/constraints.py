@@ -6,6 +6,8 @@ Each check returns the reason a candidate is rejected (recorded on the decision)
   judge and check of the plan gets): data class → allowed surfaces (restricted data never
   reaches a hosted model), the model's own data-class allowlist, region (the request's
   region must be among the model's, ``"*"``: any) and the model's tenant/team ``allow``;
+* capabilities and limits (:mod:`modelbus_router.capabilities`): tools, images, a JSON
+  answer format, embeddings, and the counts and sizes the model's API takes;
 * context window: estimated input tokens plus the requested output must fit;
 * health: a model whose circuit is open is skipped.
 
@@ -18,6 +20,7 @@ from collections.abc import Collection
 
 from modelbus_schemas import Caller, ErrorCode, RequestEvent
 
+from modelbus_router.capabilities import Needs, capability_reason
 from modelbus_router.catalog import CatalogModel
 from modelbus_router.errors import RoutingError
 from modelbus_router.policy import Policy
@@ -31,8 +34,12 @@ def rejection_reason(
     request: RequestEvent,
     required_tokens: int,
     open_circuits: Collection[tuple[str, str]],
+    needs: Needs | None = None,
 ) -> str | None:
     reason = governance_reason(policy, model, Profile.of(request))
+    if reason is not None:
+        return reason
+    reason = capability_reason(model, needs or Needs.of(request))
     if reason is not None:
         return reason
     if required_tokens > model.context_window:

@@ -51,6 +51,7 @@ from modelbus_schemas import (
 from modelbus_schemas.identity import scoped_id
 from prometheus_client import Counter
 
+from modelbus_router.claims import ClaimCheck
 from modelbus_router.errors import RoutingError
 from modelbus_router.guardrails import (
     Approvals,
@@ -174,8 +175,9 @@ def error_response(request: RequestEvent, code: ErrorCode, message: str,
 
 class RouterEngine:
     def __init__(self, policies: PolicySource, redis, health: HealthSource | None = None,
-                 stats: ModelStats | None = None) -> None:
+                 stats: ModelStats | None = None, claims: ClaimCheck | None = None) -> None:
         self.policies = policies
+        self.claims = claims  # large content by claim check (None: tasks go as planned)
         self.health = health or AllHealthy()
         self.stats = stats or ModelStats(redis)
         self.budgets = Budgets(redis)
@@ -271,6 +273,8 @@ class RouterEngine:
                     "output": restore(response.output, screened.restore_map)
                     if response.output else response.output, "guardrails": findings})
                 return Outcome(response=response, decision=routed, finished=True)
+        if self.claims is not None:  # payload_too_large before anything is reserved
+            routed = dataclasses.replace(routed, tasks=await self.claims.fit(routed.tasks))
         limits = budget_limits(policy, request)
         hold = None
         if limits:

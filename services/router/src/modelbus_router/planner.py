@@ -31,6 +31,7 @@ from modelbus_schemas.events import Rejection
 from modelbus_schemas.identity import scoped_id
 from modelbus_schemas.plan import CascadeTier, ChainStage, EnsembleSpec, ExecutionPlan, Target
 
+from modelbus_router.capabilities import Needs
 from modelbus_router.constraints import check_access, rejection_reason
 from modelbus_router.errors import RoutingError
 from modelbus_router.policy import Policy
@@ -39,7 +40,7 @@ from modelbus_router.routes import Route, ServeSpec, TargetSpec
 from modelbus_router.rules import select
 from modelbus_router.strategies import StrategyInputs, order
 from modelbus_router.templates import Template, render
-from modelbus_router.tokens import estimate_tokens, input_tokens_for
+from modelbus_router.tokens import estimate_request, input_tokens_for
 
 NO_INPUTS = StrategyInputs()
 
@@ -76,7 +77,7 @@ def resolve(policy: Policy, request: RequestEvent) -> Resolved:
         )
     check_access(request.task, route.allow, request.caller)
     template = policy.templates.get(route.template) if route.template else None
-    tokens = estimate_tokens(render(template, "", request.messages), request.context)
+    tokens = estimate_request(request, render(template, "", request.messages))
     label, spec = select(route, request, tokens)
     return Resolved(request.task, route, label, spec, template, tokens)
 
@@ -91,13 +92,15 @@ def build(
 ) -> RoutedPlan:
     now = now or datetime.now(UTC)
     spec, catalog = resolved.spec, policy.catalog
-    output_tokens = request.params.max_tokens or resolved.route.expected_output_tokens
+    output_tokens = 0 if request.operation == "embed" else (
+        request.params.max_tokens or resolved.route.expected_output_tokens)
     required = resolved.input_tokens + (request.params.max_tokens or 0)
     rejected: list[Rejection] = []
     eligible_ids: set[str] = set()
+    needs = Needs.of(request)
     for model_id in spec.model_ids():
         model = catalog[model_id]
-        reason = rejection_reason(policy, model, request, required, open_circuits)
+        reason = rejection_reason(policy, model, request, required, open_circuits, needs)
         if reason is None:
             eligible_ids.add(model_id)
         else:
@@ -202,9 +205,9 @@ def _assemble(policy, resolved, request, ordered, rejected, output_tokens, now,
         cache_key = make_cache_key(
             request.caller.tenant,
             [f"{strategy}"] + [t.ref() for t in plan_targets],
-            [m.model_dump() for m in render(resolved.template, parts[0].provider,
-                                            request.messages)]
-            + [c.model_dump() for c in request.context],
+            [m.model_dump() for m in _messages(resolved, request, parts[0].provider)]
+            + [c.model_dump() for c in request.context]
+            + ([{"operation": "embed", "input": request.input}] if request.input else []),
             request.params.model_dump(exclude_none=True),
             resolved.route.cache.ttl_s,
         )
@@ -224,6 +227,14 @@ def _assemble(policy, resolved, request, ordered, rejected, output_tokens, now,
     return RoutedPlan(decision, tasks, estimate, chosen)
 
 
+def _messages(resolved: Resolved, request: RequestEvent, provider: str):
+    """What the provider is sent: the template around the messages (an embed request has
+    none, and no template applies to it)."""
+    if request.operation == "embed":
+        return []
+    return render(resolved.template, provider, request.messages)
+
+
 def _tasks(request, resolved, decision, execution, parts, fallbacks, spec, now) -> list[TaskEvent]:
     deadline = now + timedelta(
         milliseconds=resolved.route.deadline_for(request.latency_budget_ms))
@@ -237,7 +248,9 @@ def _tasks(request, resolved, decision, execution, parts, fallbacks, spec, now) 
             parts_total=len(parts),
             provider=target.provider,
             model=target.model,
-            messages=render(resolved.template, target.provider, request.messages),
+            operation=request.operation,
+            messages=_messages(resolved, request, target.provider),
+            input=request.input,
             context=request.context,
             params=request.params,
             caller=request.caller,

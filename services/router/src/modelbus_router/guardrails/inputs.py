@@ -21,7 +21,7 @@ from modelbus_router.errors import RoutingError
 from modelbus_router.guardrails.injection import DETECTORS
 from modelbus_router.guardrails.redaction import Redactor
 from modelbus_router.guardrails.spec import InputGuards
-from modelbus_router.tokens import estimate_tokens
+from modelbus_router.tokens import estimate_request
 
 
 class GuardrailDenied(RoutingError):
@@ -38,14 +38,27 @@ class Screened:
 
 
 def _texts(request: RequestEvent) -> list[str]:
-    return [m.content for m in request.messages] + [c.content for c in request.context]
+    """The content the models read: message text (tool results included), context and
+    embedding inputs."""
+    return ([m.text for m in request.messages] + [c.content for c in request.context]
+            + list(request.input or ()))
+
+
+def _tool_text(request: RequestEvent) -> list[str]:
+    """What tools carry: the arguments of earlier calls, the tools' descriptions and
+    schemas, and the answer's schema (a caller can paste a secret into any of them)."""
+    params = request.params
+    calls = [c.arguments for m in request.messages for c in m.tool_calls or ()]
+    tools = [t.model_dump_json(exclude_none=True) for t in params.tools or ()]
+    schema = params.response_format.json_schema if params.response_format else None
+    return [*calls, *tools, *([schema.model_dump_json()] if schema else [])]
 
 
 def _free_text(request: RequestEvent) -> list[str]:
     """Every field a caller writes freely: a secret in any of them is carried to the models,
     the logs or the audit, so the secret screen reads them all."""
     caller = request.caller
-    return [*_texts(request), *(c.title for c in request.context),
+    return [*_texts(request), *_tool_text(request), *(c.title for c in request.context),
             *request.metadata.keys(), *request.metadata.values(),
             *(v for v in (caller.tenant, caller.team, caller.user, request.session_id,
                           request.idempotency_key) if v)]
@@ -77,7 +90,7 @@ def _size(guards: InputGuards, request: RequestEvent, task: str,
     if limit.max_chars is None and limit.max_tokens is None:
         return
     chars = sum(len(t) for t in _texts(request))
-    tokens = estimate_tokens(request.messages, request.context)
+    tokens = estimate_request(request)
     problems = []
     if limit.max_chars is not None and chars > limit.max_chars:
         problems.append(f"{chars} characters (limit {limit.max_chars})")
@@ -113,7 +126,8 @@ def _injection(guards: InputGuards, request: RequestEvent,
     if spec.mode == "off":
         return request
     detector = DETECTORS[spec.detector]
-    in_messages = detector(m.content for m in request.messages if m.role == "user")
+    # a tool's result is data from outside, as untrusted as a user turn
+    in_messages = detector(m.text for m in request.messages if m.role in ("user", "tool"))
     in_context = [detector([c.content]) for c in request.context]
     found = in_messages + sum(in_context, Counter())
     if not found:
@@ -141,8 +155,8 @@ def _pii(guards: InputGuards, request: RequestEvent, hosted: bool,
     if spec.mode == "off" or not kinds or (spec.scope == "hosted" and not hosted):
         return Screened(request, findings)
     redactor = Redactor(kinds)
-    messages = [m.model_copy(update={"content": redactor.redact(m.content)})
-                for m in request.messages]
+    messages = [m.map_text(redactor.redact) for m in request.messages]
+    inputs = [redactor.redact(text) for text in request.input] if request.input else None
     context = [c.model_copy(update={"content": redactor.redact(c.content)})
                for c in request.context]
     if not redactor.counts:
@@ -156,5 +170,6 @@ def _pii(guards: InputGuards, request: RequestEvent, hosted: bool,
         return Screened(request, findings)
     detail = "restorable for the caller" if spec.restore else "irreversible"
     findings.append(_finding("pii", spec.mode, "redacted", redactor.counts, detail))
-    redacted = request.model_copy(update={"messages": messages, "context": context})
+    redacted = request.model_copy(update={"messages": messages, "context": context,
+                                           "input": inputs})
     return Screened(redacted, findings, redactor.mapping if spec.restore else {})
