@@ -12,12 +12,16 @@ Redis is unreachable (a Redis outage never blocks calls):
   call first checks the address at no cost; a missing or unknown key is charged after the
   fact. Past ``auth_failure_burst`` failures at once (then ``auth_failures_per_min``), every
   call from the address gets 429 — valid keys too, so the throttle also slows a search for
-  a valid key. The address is the TCP peer; behind a proxy, uvicorn takes it from
+  a valid key. A call with a valid key checks its address only when this replica has seen
+  a failure from it for as long as a throttle can last (one Redis round trip saved on
+  every ordinary call); a brute-force search fails on every replica it reaches, so each
+  one checks. The address is the TCP peer; behind a proxy, uvicorn takes it from
   ``X-Forwarded-For`` only for peers listed in ``FORWARDED_ALLOW_IPS``.
 """
 
 from __future__ import annotations
 
+import time
 from collections import OrderedDict
 
 from modelbus_runtime.ratelimit import RateLimit, RateLimiter
@@ -26,8 +30,8 @@ from modelbus_gateway.auth import ApiKeys, KeyMatch, bearer_token
 from modelbus_gateway.errors import rate_limited, unauthorized
 from modelbus_gateway.metrics import REFUSED
 
-#: client addresses whose limiter is kept (its Redis keys name it; its in-process state is
-#: what limits when Redis is unreachable)
+#: client addresses that failed to authenticate whose limiter is kept (its Redis keys name
+#: it; its in-process state is what limits when Redis is unreachable)
 ADDRESSES_KEPT = 10_000
 
 
@@ -50,19 +54,23 @@ class Admission:
         self.key_burst = key_burst
         self.failure_limit = (_limit(auth_failures_per_min, auth_failure_burst, failures=True)
                               if auth_failures_per_min > 0 else None)
+        # how long after its last failure an address can stay throttled
+        self.suspect_s = (self.failure_limit.burst_s + 60 / auth_failures_per_min + 1
+                          if self.failure_limit else 0.0)
         self._key_limiters: dict[str, RateLimiter | None] = {}  # one per configured key
-        self._address_limiters: OrderedDict[str, RateLimiter] = OrderedDict()
+        # address → (its limiter, when it last failed here)
+        self._addresses: OrderedDict[str, tuple[RateLimiter, float]] = OrderedDict()
 
     async def admit(self, authorization: str | None, address: str | None) -> KeyMatch:
         """The caller of an ``Authorization`` header from ``address``, or a 401/429
         :class:`GatewayError`."""
-        failures = self._failures(address)
+        token = bearer_token(authorization)
+        match = self.keys.lookup(token)
+        failures = self._failures(address, failing=match is None)
         if failures is not None and (wait := await failures.try_acquire(0)) > 0:
             REFUSED.labels("auth_throttled").inc()
             raise rate_limited("Too many failed authentications from this address; retry "
                                "later", wait, "auth_throttled")
-        token = bearer_token(authorization)
-        match = self.keys.lookup(token)
         if match is None:
             if failures is not None:
                 await failures.settle(1)
@@ -75,18 +83,21 @@ class Admission:
                                f"{limiter.limit.requests_per_min} requests per minute", wait)
         return match
 
-    def _failures(self, address: str | None) -> RateLimiter | None:
+    def _failures(self, address: str | None, *, failing: bool) -> RateLimiter | None:
+        """The failure limiter of ``address`` when the call must check it: always for a call
+        that fails to authenticate, else only for an address that failed here lately."""
         if self.failure_limit is None or not address:
             return None
-        limiter = self._address_limiters.get(address)
-        if limiter is None:
-            limiter = RateLimiter(self.redis, f"authfail:{address}", self.failure_limit,
-                                  prefix=self.prefix)
-            self._address_limiters[address] = limiter
-            if len(self._address_limiters) > ADDRESSES_KEPT:
-                self._address_limiters.popitem(last=False)
-        else:
-            self._address_limiters.move_to_end(address)
+        now = time.monotonic()
+        known = self._addresses.get(address)
+        if not failing:
+            return known[0] if known and now - known[1] < self.suspect_s else None
+        limiter = known[0] if known else RateLimiter(
+            self.redis, f"authfail:{address}", self.failure_limit, prefix=self.prefix)
+        self._addresses[address] = (limiter, now)
+        self._addresses.move_to_end(address)
+        if len(self._addresses) > ADDRESSES_KEPT:
+            self._addresses.popitem(last=False)
         return limiter
 
     def _key_limiter(self, match: KeyMatch) -> RateLimiter | None:
