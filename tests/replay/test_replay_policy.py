@@ -20,6 +20,7 @@ import httpx
 import pytest
 from modelbus_audit.db import create_engine
 from modelbus_audit.tables import audit_events as ev
+from modelbus_cli.commands_policy import register as register_policy
 from modelbus_cli.commands_replay import register, run_replay
 from modelbus_router.policy import content_version
 from sqlalchemy import func, select
@@ -115,12 +116,15 @@ def replay_stack(tmp_path, kafka_bootstrap, redis_url):
     stack.stop()
 
 
-async def test_replay_under_v2_predicts_what_v2_then_does(replay_stack, tmp_path):
+async def test_replay_under_v2_predicts_what_v2_then_does(replay_stack, tmp_path, capsys):
     stack, policy, database = replay_stack
     tenant = f"replay-{uuid.uuid4().hex[:8]}"
     v1 = await send_all(stack.bootstrap, traffic(tenant, ""))
     assert all(r["status"] == "ok" for r in v1.values()), v1
-    await wait_audited(database, tenant, len(v1))
+    try:
+        await wait_audited(database, tenant, len(v1))
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\n--- audit log ---\n{stack.group.tail('audit')}") from None
 
     candidate = tmp_path / "v2.yaml"
     candidate.write_text(V2)
@@ -128,6 +132,16 @@ async def test_replay_under_v2_predicts_what_v2_then_does(replay_stack, tmp_path
     report = await run_replay(replay_args(
         "--policy", str(candidate), "--tenant", tenant, "--database-url", database,
         "--html", str(html), "--json"))
+    capsys.readouterr()  # the printed report
+    from_log = await run_replay(replay_args(
+        "--policy", str(candidate), "--tenant", tenant, "--database-url", database,
+        "--from-topic", "--bootstrap", stack.bootstrap, "--json"))
+    capsys.readouterr()
+    # the log holds the text the audit redacted; the rest of the report is the same
+    assert from_log["redacted"] == 0 and report["redacted"] == 1
+    for key in ("replayed", "model_changed", "served_to_refused", "cost_usd", "cost_by_team",
+                "model_mix", "surface_changed"):
+        assert from_log[key] == report[key], key
 
     policy.write_text(V2)  # v2 becomes active: the router reloads the file
     async with httpx.AsyncClient() as client:
@@ -137,6 +151,12 @@ async def test_replay_under_v2_predicts_what_v2_then_does(replay_stack, tmp_path
                 break
             await asyncio.sleep(0.5)
     assert info["version"] == content_version(V2)
+    show = argparse.ArgumentParser()
+    register_policy(show.add_subparsers(dest="command"))
+    shown = show.parse_args(["policy", "show", "--url", stack.health["router"], "--json"])
+    assert await asyncio.to_thread(shown.func, shown) == 0
+    [row] = json.loads(capsys.readouterr().out)
+    assert row["version"] == content_version(V2) and row["last_reload_error"] is None
     v2 = await send_all(stack.bootstrap, traffic(tenant, "-v2"))
 
     pairs = [(v1[rid], v2[f"{rid}-v2"]) for rid in v1]

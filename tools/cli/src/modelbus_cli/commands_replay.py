@@ -1,7 +1,7 @@
 """``modelbus replay`` and ``modelbus shadow report``: what a candidate policy would do.
 
   modelbus replay --policy candidate.yaml [--since T] [--until T] [--tenant X] [--team Y]
-                  [--sample N] [--json] [--html out.html] [--details out.jsonl]
+                  [--sample N] [--json] [--html out.html] [--details out.jsonl] [--from-topic]
       routes the requests recorded in the audit store under the candidate, calling no
       provider (:mod:`modelbus_router.replay`); progress on stderr; a table (or JSON) on
       stdout; a self-contained HTML page with plots; one JSON line per request with
@@ -53,15 +53,23 @@ async def run_replay(args: argparse.Namespace, details=None) -> dict:
     url = resolve(args.workdir, database_url=args.database_url).database_url
     if not url:
         raise SystemExit("replay: no audit store (--database-url, DATABASE_URL or modelbus run)")
-    source = AuditSource(url, Window(since=args.since, until=args.until, tenant=args.tenant,
-                                     team=args.team, sample=args.sample))
+    audit = AuditSource(url, Window(since=args.since, until=args.until, tenant=args.tenant,
+                                    team=args.team, sample=args.sample))
+    source = audit
+    if args.from_topic:
+        from modelbus_router.replay.topic_source import TopicSource
+        from modelbus_runtime.settings import RuntimeSettings
+
+        bootstrap = resolve(args.workdir, bootstrap=args.bootstrap).bootstrap
+        source = TopicSource({**RuntimeSettings().kafka_client_options(),
+                              "bootstrap_servers": bootstrap}, audit)
     try:
         progress = _progress(await source.count())
         report = await replay(source.batches(), policy, progress=progress, details=details)
         print(file=sys.stderr)
     finally:
-        await source.close()
-    report.skipped = source.skipped
+        await audit.close()
+    report.skipped = audit.skipped + getattr(source, "unrecorded", 0)
     out = report.as_json()
     if args.html:
         Path(args.html).write_text(render(out))
@@ -137,6 +145,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     replay.add_argument("--html", help="write the report as a self-contained HTML page")
     replay.add_argument("--details", help="write one JSON line per request to this file")
     replay.add_argument("--database-url", help="the audit store (default: DATABASE_URL)")
+    replay.add_argument("--from-topic", action="store_true", help=(
+        "read the requests from modelbus.requests.v1 (whole text while the log holds it); "
+        "only those the audit store also holds are replayed"))
+    replay.add_argument("--bootstrap", help="Kafka bootstrap servers (with --from-topic)")
     replay.add_argument("--workdir", default=".modelbus")
     replay.set_defaults(func=cmd_replay)
 

@@ -97,6 +97,19 @@ class AuditSource:
             if out:
                 yield out
 
+    async def recorded_for(self, requests: list) -> dict[tuple[str, str], object]:
+        """What happened then to each of ``requests`` (read elsewhere) whose genuine request
+        row the store holds, by (tenant, request id): its :class:`Then`."""
+        keys = {(r.caller.tenant, r.request_id) for r in requests}
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(select(*_COLUMNS).where(
+                ev.c.kind == "request", ev.c.flags.is_(None),
+                ev.c.request_id.in_(sorted({rid for _, rid in keys}))))).all()
+            rows = [r for r in rows if (r.tenant, r.request_id) in keys]
+            related = await self._related(conn, rows)
+        return {(r.tenant, r.request_id): then_of(related.get((r.tenant, r.request_id), []))
+                for r in rows}
+
     async def _count_all(self) -> int:
         async with self.engine.connect() as conn:
             return (await conn.execute(
