@@ -20,7 +20,7 @@ from modelbus_gateway.auth import hash_key
 pytestmark = pytest.mark.e2e
 
 RATE, BURST = 30, 5  # per key per minute, at once on top
-EVENT_LIMIT = 256 * 1024  # the event log's message size, below the 1 MiB body limit
+EVENT_LIMIT = 256 * 1024  # the largest request event the router reads, below 1 MiB
 MESSAGES = [{"role": "user", "content": "hello"}]
 
 
@@ -65,11 +65,12 @@ def gateways(tmp_path_factory, kafka_bootstrap, redis_url):
     env = {"MODELBUS_API_KEYS": json.dumps(entries),
            "MODELBUS_KEY_REQUESTS_PER_MIN": str(RATE), "MODELBUS_KEY_BURST": str(BURST),
            "MODELBUS_RATE_LIMIT_PREFIX": prefix, "MODELBUS_MAX_BODY_BYTES": str(1 << 20),
-           "MODELBUS_DEFAULT_LATENCY_BUDGET_MS": "1000",
-           "MODELBUS_MAX_MESSAGE_BYTES": str(EVENT_LIMIT)}
-    try:
-        stack.start_service("gateway-a", "modelbus_gateway.app", env)
-        stack.start_service("gateway-b", "modelbus_gateway.app", env)
+           "MODELBUS_DEFAULT_LATENCY_BUDGET_MS": "1000"}
+    try:  # a: the router reads requests up to EVENT_LIMIT; b: bodies up to 8 MiB
+        stack.start_service("gateway-a", "modelbus_gateway.app",
+                            {**env, "MODELBUS_MAX_REQUEST_BYTES": str(EVENT_LIMIT)})
+        stack.start_service("gateway-b", "modelbus_gateway.app",
+                            {**env, "MODELBUS_MAX_BODY_BYTES": str(8 << 20)})
         stack.wait_ready()
         yield Gateways(stack, keys, prefix)
     finally:
@@ -160,18 +161,26 @@ def forget_failures(gateways):
         client.delete(key)
 
 
-def test_a_body_whose_event_the_log_would_not_take_is_413_at_once(gateways):
-    """Until large content travels by claim check: a body under the body limit whose
-    request event is above the broker's message size is refused, not left to time out."""
+def test_a_body_whose_event_modelbus_would_not_take_is_413_at_once(gateways):
+    """A body under the body limit whose request event is larger than the router reads, or
+    than the event log accepts (the producer's 2 MiB), is refused, not left to time out
+    (504) or answered as an outage (503)."""
     started = time.monotonic()
     with httpx.Client(timeout=10) as http:
-        r = http.post(gateways.urls[0] + "/v1/chat/completions", headers=gateways.auth("free"),
-                      json={"model": "summarize",
-                            "messages": [{"role": "user", "content": "z" * 400_000}]})
-    assert r.status_code == 413
-    error = _error(r)
-    assert error["code"] == "request_too_large" and str(EVENT_LIMIT) in error["message"]
+        unread = http.post(gateways.urls[0] + "/v1/chat/completions",
+                           headers=gateways.auth("free"),
+                           json={"model": "summarize",
+                                 "messages": [{"role": "user", "content": "z" * 400_000}]})
+        unsent = http.post(gateways.urls[1] + "/v1/chat/completions",
+                           headers=gateways.auth("free"),
+                           json={"model": "summarize",
+                                 "messages": [{"role": "user", "content": "z" * 800_000}] * 4})
     assert time.monotonic() - started < 1.0, "answered at once, not at the 1 s deadline"
+    assert unread.status_code == 413 and unsent.status_code == 413, (unread.text, unsent.text)
+    error = _error(unread)
+    assert error["code"] == "request_too_large" and str(EVENT_LIMIT) in error["message"]
+    error = _error(unsent)
+    assert error["code"] == "request_too_large" and "event log" in error["message"]
 
 
 def test_repeated_failed_authentication_from_one_address_gets_429(gateways, forget_failures):

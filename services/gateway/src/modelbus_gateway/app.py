@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import sys
 
+from aiokafka.errors import MessageSizeTooLargeError
 from modelbus_router.policy import PolicyError
 from modelbus_router.reload import PolicySource
 from modelbus_runtime.redis import build_redis
@@ -25,6 +26,7 @@ from modelbus_gateway.api import Api
 from modelbus_gateway.auth import ApiKeys
 from modelbus_gateway.body import check_event_size
 from modelbus_gateway.correlation import PendingReplies
+from modelbus_gateway.errors import event_too_large
 from modelbus_gateway.gateway import Gateway
 from modelbus_gateway.idempotency import IdempotencyStore
 from modelbus_gateway.replies import ReplyListener, reply_topic_for
@@ -45,9 +47,13 @@ async def build(ctx: ServiceContext) -> Service:
 
     async def publish(request: RequestEvent) -> None:
         value = encode(request)
-        check_event_size(value, settings.max_message_bytes)
-        await producer.publish_bytes(REQUESTS, key=request.request_id, value=value,
-                                     event_id=request.request_id, ce_type=RequestEvent.CE_TYPE)
+        check_event_size(value, settings.max_request_bytes)  # what the router reads
+        try:
+            await producer.publish_bytes(REQUESTS, key=request.request_id, value=value,
+                                         event_id=request.request_id,
+                                         ce_type=RequestEvent.CE_TYPE)
+        except MessageSizeTooLargeError:  # the producer's or the broker's message size
+            raise event_too_large(len(value)) from None
 
     gateway = Gateway(publish, PendingReplies(settings.max_pending),
                       IdempotencyStore(redis, settings.idempotency_ttl_s),

@@ -1,8 +1,8 @@
 """The request body limit: a body above ``max_body_bytes`` is refused (413) without being
 held in memory — at once when ``Content-Length`` says so, else as soon as the bytes
-received while streaming pass the limit (chunked uploads have no length). Until large
-content travels by claim check, a request event above the broker's message size is
-refused the same way (:func:`check_event_size`), rather than left to time out."""
+received while streaming pass the limit (chunked uploads have no length). A request event
+larger than the router reads (``max_request_bytes``) is refused the same way
+(:func:`check_event_size`), rather than left to time out."""
 
 from __future__ import annotations
 

@@ -68,10 +68,11 @@ def body_too_large(limit: int) -> GatewayError:
                         "invalid_request_error", "request_too_large")
 
 
-def event_too_large(size: int, limit: int) -> GatewayError:
-    """A body within ``max_body_bytes`` whose request event the event log would not take."""
+def event_too_large(size: int, limit: int | None = None) -> GatewayError:
+    """A body within ``max_body_bytes`` whose request event modelbus would not take."""
+    limit_text = f" of {limit} bytes" if limit else ""
     return GatewayError(413, f"the request makes an event of {size} bytes, above the event "
-                        f"log's limit of {limit} bytes", "invalid_request_error",
+                        f"log's limit{limit_text}", "invalid_request_error",
                         "request_too_large")
 
 
