@@ -1,8 +1,9 @@
-"""The versioned price table: USD per million input and output tokens, per model."""
+"""The versioned price table: USD per million input and output tokens, per model
+(embedding models: input tokens only)."""
 
 from __future__ import annotations
 
-PRICE_TABLE_VERSION = "2026-11-01"
+PRICE_TABLE_VERSION = "2026-12-03"
 
 # (input, output) USD per 1M tokens.
 PRICES: dict[str, tuple[float, float]] = {
@@ -14,6 +15,10 @@ PRICES: dict[str, tuple[float, float]] = {
     "claude-haiku-4-5": (1.00, 5.00),
     "gemini-2.5-pro": (1.25, 10.00),
     "gemini-2.5-flash": (0.30, 2.50),
+    "text-embedding-3-small": (0.02, 0.0),
+    "text-embedding-3-large": (0.13, 0.0),
+    "text-embedding-ada-002": (0.10, 0.0),
+    "gemini-embedding-001": (0.15, 0.0),
 }
 
 
