@@ -101,8 +101,8 @@ def default_capabilities(provider: str, model: str) -> list[str]:
     return capabilities
 
 
-def default_limits(provider: str, model: str) -> dict[str, Any]:
-    if _is_embedding(model):
+def default_limits(provider: str, model: str, capabilities: list[str]) -> dict[str, Any]:
+    if "chat" not in capabilities:  # an embedding model: none of the chat limits apply
         return dict(_EMBEDDING_LIMITS.get((provider, model), {}))
     limits = dict(_PROVIDER_LIMITS.get(provider, {}))
     if provider == "openai" and _OPENAI_REASONING.match(model):
@@ -143,11 +143,11 @@ class CatalogModel(BaseModel):
             return data
         provider, model = data.get("provider", ""), data["model"]
         data = dict(data)
-        data.setdefault("capabilities", default_capabilities(provider, model))
+        capabilities = data.setdefault("capabilities", default_capabilities(provider, model))
         declared = data.get("limits") or {}
         if isinstance(declared, Limits):
             declared = declared.model_dump(exclude_unset=True)
-        data["limits"] = {**default_limits(provider, model), **declared}
+        data["limits"] = {**default_limits(provider, model, list(capabilities)), **declared}
         return data
 
     @field_validator("provider")
