@@ -1,13 +1,13 @@
 """The OpenAI-compatible HTTP routes: ``POST /v1/chat/completions`` and ``GET /v1/models``.
 
-Authenticates the key, turns the body into a :class:`~modelbus_schemas.RequestEvent`
-(caller from the key; ``latency_budget_ms`` from ``x-modelbus-latency-budget-ms`` or the
-default; data class, region and session from ``x-modelbus-*`` headers), hands it to the
+Turns the body into a :class:`~modelbus_schemas.RequestEvent` (caller from the API key;
+``latency_budget_ms`` from ``x-modelbus-latency-budget-ms`` or the default; data class,
+region and session from ``x-modelbus-*`` headers), hands it to the
 :class:`~modelbus_gateway.gateway.Gateway` and renders the response in OpenAI's shape, plain
 or as SSE chunks. Every answer carries ``x-request-id``; successful ones also
 ``x-modelbus-models`` (the models that answered) and ``x-modelbus-status``.
 
-Every route is admitted first (:mod:`~modelbus_gateway.admission`: key, rate limits), and
+Every route is admitted first (:mod:`~modelbus_gateway.admission`: API key, rate limits) and
 observed (:mod:`~modelbus_gateway.access`: span, access log); the body is read within
 ``max_body_bytes`` (:mod:`~modelbus_gateway.body`).
 """
@@ -24,7 +24,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
-from modelbus_gateway.access import JSON, CallRecord, observed
+from modelbus_gateway.access import JSON, CallRecord, Done, observed
 from modelbus_gateway.admission import Admission
 from modelbus_gateway.body import read_body
 from modelbus_gateway.errors import bad_request, from_error_info, unknown_model
@@ -63,7 +63,7 @@ class Api:
                       methods=["POST"]),
                 Route(models, self._endpoint(models, self.models), methods=["GET"])]
 
-    def _endpoint(self, route: str, handler: Admitted, done=None):
+    def _endpoint(self, route: str, handler: Admitted, done: Done | None = None):
         async def admitted(request: Request, record: CallRecord) -> Response:
             match = await self.admission.admit(
                 request.headers.get("authorization"),
