@@ -183,7 +183,8 @@ async def test_openapi_document_lists_every_endpoint_and_the_key_scheme(api):
     doc = (await api.get("/openapi.json")).json()
     assert set(doc["paths"]) == {
         "/v1/requests/{request_id}/lineage", "/v1/requests/{request_id}/text", "/v1/events",
-        "/v1/reports/usage", "/v1/export", "/v1/verify"}
+        "/v1/reports/usage", "/v1/export", "/v1/verify", "/v1/verify/jobs",
+        "/v1/verify/jobs/{job_id}"}
     assert doc["components"]["securitySchemes"]["APIKeyHeader"]["name"] == "X-API-Key"
 
 
@@ -267,3 +268,21 @@ def _receive_nothing():
         return {}
 
     return receive
+
+
+async def test_verification_runs_as_a_job_with_progress(api, store, new_flow):
+    for i in range(3):
+        await store.write(new_flow(f"j-{i}").records())
+    started = await api.post("/v1/verify/jobs", params={"full": "true"}, headers=_as(OPS))
+    assert started.status_code == 202 and started.json()["state"] == "running"
+    job_url = f"/v1/verify/jobs/{started.json()['id']}"
+    for _ in range(200):
+        job = (await api.get(job_url, headers=_as(OPS))).json()
+        if job["state"] != "running":
+            break
+        await asyncio.sleep(0.05)
+    assert job["state"] == "done" and job["result"]["ok"] is True
+    assert job["rows_checked"] == job["result"]["rows_checked"] == 18
+    assert job["chains_done"] == job["chains_total"] == 5
+    assert (await api.get("/v1/verify/jobs/nope", headers=_as(OPS))).status_code == 404
+    assert (await api.post("/v1/verify/jobs")).status_code == 401

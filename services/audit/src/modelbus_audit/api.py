@@ -4,7 +4,8 @@ Every ``/v1`` endpoint needs an ``X-API-Key`` (see :mod:`modelbus_audit.auth`); 
 gets metadata only, role ``compliance`` also the stored text; ``/v1/requests/{id}/text`` is
 compliance-only (403 for ops). Endpoints: lineage of a request (tree + timeline), search
 (keyset pages by event time and row id), usage and cost report by day, team and model, export (JSONL, CSV,
-Parquet), verify. The compliance page (:mod:`modelbus_audit.ui`) is mounted under ``/ui``.
+Parquet), verify (quick, from the last signed checkpoints; or as a background job with progress).
+The compliance page (:mod:`modelbus_audit.ui`) is mounted under ``/ui``.
 
 The app only reads; ``create_api`` takes an open :class:`AuditStore`, so it runs inside the
 audit consumer (mounted on its health port) or on its own (:mod:`modelbus_audit.api_main`).
@@ -12,7 +13,6 @@ audit consumer (mounted on its health port) or on its own (:mod:`modelbus_audit.
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
@@ -22,6 +22,7 @@ from fastapi.security import APIKeyHeader
 
 from modelbus_audit import export
 from modelbus_audit.auth import ApiKeys
+from modelbus_audit.jobs import VerifyJobs, report_dict
 from modelbus_audit.lineage import by_tenant
 from modelbus_audit.queries import MAX_PAGE, Filters, cursor_of
 from modelbus_audit.store import AuditStore, AuditStoreError
@@ -163,15 +164,28 @@ def create_api(store: AuditStore, keys: ApiKeys) -> FastAPI:
         headers = {"Content-Disposition": f'attachment; filename="{name}"'}
         return StreamingResponse(export.stream_export(pages, format), media_type=export.MEDIA_TYPES[format], headers=headers)
 
+    jobs = app.state.verify_jobs = VerifyJobs(store)
+
     @app.get("/v1/verify", tags=["integrity"])
     async def verify(role: AnyRole) -> dict[str, Any]:
-        """Walk every hash chain; report the first row of each chain that does not hold."""
-        report = await store.verify()
-        return {
-            "ok": report.ok, "rows_checked": report.rows_checked,
-            "chains_checked": report.chains_checked,
-            "problems": [asdict(p) for p in report.problems],
-        }
+        """Check every hash chain from its last signed checkpoint (quick); report the first
+        row of each chain that does not hold. A full check runs as a job: ``/v1/verify/jobs``."""
+        return report_dict(await store.verify())
+
+    @app.post("/v1/verify/jobs", tags=["integrity"], status_code=202)
+    async def start_verify(role: AnyRole, full: bool = False) -> dict[str, Any]:
+        """Start verifying in the background (``full``: every row of every chain, else from
+        the last signed checkpoints); poll ``/v1/verify/jobs/{id}`` for progress and report.
+        While one runs, this returns it instead of starting another."""
+        return jobs.start(full).as_dict()
+
+    @app.get("/v1/verify/jobs/{job_id}", tags=["integrity"])
+    async def verify_job(job_id: str, role: AnyRole) -> dict[str, Any]:
+        """A verification job: state (running, done, failed), progress, and its report."""
+        job = jobs.get(job_id)
+        if job is None:
+            raise HTTPException(404, "no such verification job")
+        return job.as_dict()
 
     from modelbus_audit.ui import ui_router  # the page reuses this module's auth helpers
 

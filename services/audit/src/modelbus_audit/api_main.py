@@ -21,7 +21,7 @@ DEFAULT_PORT = 8088
 
 
 async def serve(settings: AuditSettings, stop: asyncio.Event) -> None:
-    store = await AuditStore.open(database_url_from_env())
+    store = await AuditStore.open(database_url_from_env(), ring=settings.signing_ring())
     app = create_api(store, settings.api_keys())
     server, task = await serve_http(app, settings.health_host,
                                     settings.health_port or DEFAULT_PORT)

@@ -8,7 +8,8 @@ flagged, rather than sending them to a DLQ: they are evidence. Each batch is mad
 store (:mod:`modelbus_audit.privacy`) and written in one transaction; when the store is down
 the batch is retried in place and nothing is committed, so the consumer catches up afterwards
 with no row lost. The query API and compliance page (:mod:`modelbus_audit.api`) are mounted
-on the health server next to ``/healthz``; a retention task purges old text when configured.
+on the health server next to ``/healthz``; a retention task purges old text when configured,
+and a checkpoint task signs the chain heads written (:mod:`modelbus_audit.checkpoints`).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from modelbus_schemas.topics import AUDIT_PATTERN
 from starlette.routing import Mount
 
 from modelbus_audit.api import create_api
+from modelbus_audit.checkpoints import run_checkpoints
 from modelbus_audit.db import database_url_from_env
 from modelbus_audit.privacy import protect
 from modelbus_audit.record import AuditRecord
@@ -34,7 +36,7 @@ from modelbus_audit.store import AuditStore, AuditStoreUnavailable
 async def build(ctx: ServiceContext) -> Service:
     settings: AuditSettings = ctx.settings  # type: ignore[assignment]
     policy, keys, ring = settings.privacy_policy(), settings.api_keys(), settings.signing_ring()
-    store = await AuditStore.open(database_url_from_env())
+    store = await AuditStore.open(database_url_from_env(), ring=ring)
 
     async def write(batch: list[Inbound]) -> None:
         records = [
@@ -55,15 +57,16 @@ async def build(ctx: ServiceContext) -> Service:
         pattern=AUDIT_PATTERN, dlq=ctx.dlq, batch_handler=write,
         authenticate=False,  # checked per record above: flagged and stored, not dead-lettered
     )
-    stop_retention = asyncio.Event()
-    tasks = []
+    stop_tasks = asyncio.Event()
+    tasks = [asyncio.create_task(run_checkpoints(
+        store, settings.audit_checkpoint_interval_s, stop_tasks))]
     if settings.audit_retention_days > 0:
         tasks.append(asyncio.create_task(run_retention(
             store, settings.audit_retention_days, settings.audit_retention_interval_s,
-            stop_retention)))
+            stop_tasks)))
 
     async def close() -> None:
-        stop_retention.set()
+        stop_tasks.set()
         await asyncio.gather(*tasks, return_exceptions=True)
         await store.close()
 

@@ -26,6 +26,7 @@ from modelbus_audit.store import AuditStore
 if TYPE_CHECKING:  # loaded by the commands that use them: ``show`` stays quick to start
     from modelbus_audit.broker_check import Progress
     from modelbus_audit.export import Progress as ExportProgress
+    from modelbus_audit.verify import Progress as ChainProgress
 
 SEARCH_COLUMNS = ("id", "event_time", "kind", "request_id", "tenant", "team", "caller_user",
                   "task", "provider", "model", "data_class", "status", "cost_usd")
@@ -102,21 +103,28 @@ async def purge(older_than_days: float, url: str | None = None) -> int:
 
 
 async def verify(url: str | None = None, against_broker: str | None = None,
-                 progress: Progress | None = None, quiet_s: float = 2.0) -> tuple[bool, str]:
-    """Whether every chain verifies, and the report as text. With ``against_broker`` (a
-    bootstrap address), also whether the store holds every record of every audited topic
+                 progress: Progress | None = None, quiet_s: float = 2.0, full: bool = False,
+                 workers: int = 1, chain_progress: ChainProgress | None = None,
+                 ) -> tuple[bool, str]:
+    """Whether the chains verify (from their last signed checkpoints; ``full``: every row,
+    in ``workers`` processes), and the report as text. With ``against_broker`` (a bootstrap
+    address), also whether the store holds every record of every audited topic
     (:mod:`modelbus_audit.broker_check`)."""
-    async with _opened(url) as store:
-        report = await store.verify()
+    from modelbus_audit.settings import AuditSettings
+
+    ring = AuditSettings().signing_ring()
+    store = await AuditStore.open(url, ring=ring)
+    try:
+        report = await store.verify(full=full, workers=workers, progress=chain_progress)
         ok, text = report.ok, report.describe()
         if against_broker:
             from modelbus_audit.broker_check import check_against_broker
-            from modelbus_audit.settings import AuditSettings
 
             broker = await check_against_broker(
-                store, against_broker, ring=AuditSettings().signing_ring(),
-                quiet_s=quiet_s, progress=progress)
+                store, against_broker, ring=ring, quiet_s=quiet_s, progress=progress)
             ok, text = ok and broker.ok, text + "\n" + broker.describe()
+    finally:
+        await store.close()
     return ok, text
 
 

@@ -6,7 +6,8 @@ decide what text is stored (:mod:`modelbus_audit.privacy`); ``MODELBUS_AUDIT_API
 the hashed API keys with roles (:mod:`modelbus_audit.auth`); ``MODELBUS_AUDIT_RETENTION_DAYS``
 (0 = keep text forever) and ``MODELBUS_AUDIT_RETENTION_INTERVAL_S`` drive the retention purge;
 ``MODELBUS_AUDIT_GROUP_ID`` names the consumer group (one group audits each message once);
-``MODELBUS_AUDIT_FETCH_MAX_WAIT_MS`` is its consumer's long poll.
+``MODELBUS_AUDIT_FETCH_MAX_WAIT_MS`` is its consumer's long poll;
+``MODELBUS_AUDIT_CHECKPOINT_INTERVAL_S`` how often the written chain heads are signed.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ class AuditSettings(RuntimeSettings):
     audit_api_keys: str = Field(default="", repr=False)
     audit_retention_days: float = Field(default=0.0, ge=0)
     audit_retention_interval_s: float = Field(default=3600.0, gt=0)
+    audit_checkpoint_interval_s: float = Field(default=300.0, gt=0)
 
     def privacy_policy(self) -> PrivacyPolicy:
         kinds = tuple(k.strip() for k in self.audit_redact_kinds.split(",") if k.strip())

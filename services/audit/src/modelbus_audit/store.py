@@ -31,14 +31,17 @@ from sqlalchemy import func, insert, or_, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from modelbus_audit import callers, db, queries, retention, rollup
+from modelbus_audit import callers, checkpoints, db, queries, retention, rollup, verify_parallel
+from modelbus_audit import verify as verify_mod
 from modelbus_audit.chain import GENESIS, seal
 from modelbus_audit.flags import CONFLICT, UNAUTHENTICATED, flag_set, join_flags
 from modelbus_audit.stored import StoredEvent
 from modelbus_audit.tables import audit_chain_heads, audit_events
-from modelbus_audit.verify import VerifyReport, verify_chains
+from modelbus_audit.verify import Progress, VerifyReport
 
 if TYPE_CHECKING:
+    from modelbus_runtime.signing import KeyRing
+
     from modelbus_audit.record import AuditRecord
 
 ID_LOOKUP_CHUNK = 500
@@ -58,18 +61,23 @@ class _ChainMoved(Exception):
 
 
 class AuditStore:
-    def __init__(self, engine: AsyncEngine, url: str) -> None:
+    def __init__(self, engine: AsyncEngine, url: str, ring: KeyRing | None = None) -> None:
         self.engine = engine
         self.url = url
+        #: Signs checkpoints, and makes ``verify`` start from them (none: every row, always).
+        self.ring = ring
+        self._written: dict[str, tuple[int, str]] = {}  # heads written since the checkpoint
         self._write_engine = db.for_writing(engine)
         self._chain_locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
 
     @classmethod
-    async def open(cls, url: str | None = None, *, migrate: bool = True) -> AuditStore:
-        """Connect to ``url`` (default: :func:`db.database_url_from_env`) and migrate to head."""
+    async def open(cls, url: str | None = None, *, migrate: bool = True,
+                   ring: KeyRing | None = None) -> AuditStore:
+        """Connect to ``url`` (default: :func:`db.database_url_from_env`) and migrate to head;
+        ``ring`` signs checkpoints and lets ``verify`` start from them."""
         url = db.async_url(url) if url else db.database_url_from_env()
         try:
-            store = cls(db.create_engine(url), url)
+            store = cls(db.create_engine(url), url, ring)
         except OSError as exc:
             where = db.redacted(url)
             raise AuditStoreUnavailable(f"cannot open audit store {where}: {exc}") from exc
@@ -100,7 +108,9 @@ class AuditStore:
             for attempt in range(CONFLICT_RETRIES):
                 try:
                     async with self._translate_errors("write"):
-                        return await self._write_once(unique)
+                        written, heads = await self._write_once(unique)
+                    self._written.update(heads)  # committed: these heads are ours to sign
+                    return written
                 except (_ChainMoved, IntegrityError) as exc:
                     if attempt == CONFLICT_RETRIES - 1:
                         raise AuditStoreError(
@@ -109,11 +119,11 @@ class AuditStore:
                     await asyncio.sleep(0.05 * (attempt + 1))
         raise AssertionError("unreachable")
 
-    async def _write_once(self, records: list[AuditRecord]) -> int:
+    async def _write_once(self, records: list[AuditRecord]) -> tuple[int, dict]:
         async with self._write_engine.begin() as connection:
             fresh = await self._placed(connection, records)
             if not fresh:
-                return 0
+                return 0, {}
             by_chain: defaultdict[str, list[AuditRecord]] = defaultdict(list)
             for record in fresh:
                 by_chain[record.chain].append(record)
@@ -137,7 +147,7 @@ class AuditStore:
             await rollup.add(connection, rollup.deltas(rows, stored, fixes))
             for chain, (seq, last_hash) in new_heads.items():
                 await self._move_head(connection, chain, heads.get(chain), seq, last_hash, now)
-            return len(rows)
+            return len(rows), new_heads
 
     async def _placed(self, connection: AsyncConnection,
                       records: list[AuditRecord]) -> list[AuditRecord]:
@@ -255,10 +265,46 @@ class AuditStore:
         async with self._translate_errors("purge"):
             return await retention.purge_text(self._write_engine, before)
 
-    async def verify(self) -> VerifyReport:
-        """Walk every chain; report the first row whose hashes or links do not hold."""
+    async def verify(self, full: bool = False, workers: int = 1,
+                     progress: Progress | None = None) -> VerifyReport:
+        """Check the hash chains; report the first row of each whose hashes or links do not
+        hold. Each chain starts at its newest signed checkpoint (with a signing ring), or at
+        its first row with ``full`` (walked by ``workers`` processes when above 1); a full
+        run that holds checkpoints the verified heads. See :mod:`modelbus_audit.checkpoints`."""
+        ring = self.ring
         async with self._translate_errors("verify"), self.engine.connect() as connection:
-            return await verify_chains(connection)
+            chains, heads = await verify_mod.chains_and_heads(connection)
+            starts, forged = {}, []
+            if ring is not None and not full:
+                starts, forged = await checkpoints.newest(connection, ring)
+            split = full and workers > 1 and verify_parallel.can_split(self.url)
+            if not split:
+                results = await verify_mod.walk(connection, chains, heads, starts, progress)
+        if split:
+            async with self._translate_errors("verify"):
+                results = await verify_parallel.walk_in_processes(
+                    self.url, chains, heads, workers, progress)
+        problems = [verify_mod.ChainProblem(chain, "the newest checkpoint's signature does not "
+                                            "hold (forged or altered checkpoint)")
+                    for chain in forged]
+        if full and ring is not None:
+            await self._checkpoint([(r.chain, r.last_seq, r.last_row_hash) for r in results
+                                    if r.problem is None and r.last_seq])
+        return verify_mod.report_of(results, problems, sum(c in starts for c in chains))
+
+    async def checkpoint(self) -> int:
+        """Sign and store the heads this process wrote since its last checkpoint; return how
+        many chains were checkpointed (none without a signing ring)."""
+        heads, self._written = self._written, {}
+        return await self._checkpoint([(c, seq, h) for c, (seq, h) in sorted(heads.items())])
+
+    async def _checkpoint(self, heads: list[tuple[str, int, str]]) -> int:
+        if self.ring is None or not heads:
+            return 0
+        signed = [checkpoints.sign(self.ring, *head) for head in heads]
+        async with self._translate_errors("checkpoint"), self._write_engine.begin() as c:
+            await checkpoints.save(c, signed)
+        return len(signed)
 
     async def positions(self, topic: str, partition: int) -> set[int]:
         """The log offsets of ``topic:partition`` the store holds a row for."""
