@@ -12,7 +12,9 @@ Order of work for a request (each step's side effect is idempotent by its scoped
    content → ``duplicate_request``, see :mod:`modelbus_router.idempotency`);
 2. resolve the route (unknown task, RBAC), screen the input under the route's guardrails
    (size, secrets, prompt injection, personal data: deny, redact or flag; see
-   :mod:`modelbus_router.guardrails`) and admit it under the team's quotas;
+   :mod:`modelbus_router.guardrails`) — :func:`prepare`, state-free, which policy replay
+   and shadow routing (:mod:`modelbus_router.replay`) share — and admit it under the
+   team's quotas;
 3. gather what the strategy needs — circuit state, model stats, the sticky target — and
    build the plan (constraints, strategy, decision record);
    a request the route's approval gate holds is parked instead (``Outcome.approval``) and
@@ -25,7 +27,8 @@ Order of work for a request (each step's side effect is idempotent by its scoped
    idempotency claim. Before the tasks are handed over, what the aggregator's output
    guards need (settings, input findings, the placeholder map) is stored under the request.
 
-Knows nothing of Kafka: ``app.py`` publishes what :meth:`RouterEngine.route` returns.
+Knows nothing of Kafka: ``app.py`` publishes what :meth:`RouterEngine.route` returns. The
+``route`` label of the decisions metric is bounded by the policy (:func:`route_label`).
 """
 
 from __future__ import annotations
