@@ -105,6 +105,18 @@ def function_name(body: dict):
     return None
 
 
+def _is_base64(data: object) -> bool:
+    """Proto JSON bytes: standard or URL-safe base64, padding optional."""
+    if not isinstance(data, str) or not data:
+        return False
+    text = data.replace("-", "+").replace("_", "/")
+    try:
+        base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
+    except (binascii.Error, ValueError):
+        return False
+    return True
+
+
 def images(body: dict):
     for i, _c, parts in _contents(body):
         for j, part in enumerate(parts or ()):
@@ -114,9 +126,7 @@ def images(body: dict):
                 if not gemini_part(inline, "mimeType"):
                     return ((f"* GenerateContentRequest.{where}.inline_data.mime_type: "
                             "mime_type is required."), where)
-                try:
-                    base64.b64decode(str(inline.get("data", "")), validate=True)
-                except (binascii.Error, ValueError):
+                if not _is_base64(inline.get("data")):
                     return ((f"Invalid value at '{where}.inline_data.data' (TYPE_BYTES), "
                             "Base64 decoding failed"), where)
             file = gemini_part(part, "fileData") if isinstance(part, dict) else None
