@@ -129,3 +129,11 @@ def test_a_gateway_call_is_one_trace_rooted_at_the_callers_span(traced_stack):
 
     text = repr([(s.name, s.attributes) for s in collector.spans])
     assert key not in text and prompt not in text, "no key or prompt text on a span"
+
+    log = (stack.group.workdir / "logs" / "gateway.log").read_text()
+    lines = [json.loads(raw) for raw in log.splitlines() if raw.startswith("{")]
+    [access] = [line for line in lines
+                if line.get("kind") == "access" and line.get("request_id") == rid]
+    assert access["trace_id"] == trace_id and access["status"] == 200
+    assert access["method"] == "POST" and access["path"] == "/v1/chat/completions"
+    assert key not in log and prompt not in log
