@@ -97,3 +97,16 @@ def test_sim_gemini_embed_content_single_http(sim):
     assert r.status_code == 200 and len(r.json()["embedding"]["values"]) == 768
     r = httpx.post(url, json={"content": {"parts": []}}, headers=GEMINI_HEADERS)
     assert r.status_code == 400 and r.json()["error"]["status"] == "INVALID_ARGUMENT"
+
+
+def test_sim_testing_helpers_count_embedding_inputs_and_switch_rules(sim):
+    from types import SimpleNamespace
+
+    from modelbus_testing.simulator import embedding_inputs, simulate_rules
+
+    stack = SimpleNamespace(simulator_url=sim.base_url)
+    oai(sim).embeddings.create(model="text-embedding-3-small", input=["a", "b", "c"])
+    assert embedding_inputs(stack) == 3 and embedding_inputs(stack, "text-embedding-3-small") == 3
+    assert embedding_inputs(stack, "other") == 0
+    simulate_rules(stack, **{"openai.embeddings_input": False})
+    assert oai(sim).embeddings.create(model="text-embedding-3-small", input="").data

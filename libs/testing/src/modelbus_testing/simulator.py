@@ -21,3 +21,17 @@ def provider_calls(stack, model: str | None = None) -> int:
     if model is None:
         return stats["total_calls"]
     return stats["models"].get(model, {}).get("calls", 0)
+
+
+def embedding_inputs(stack, model: str | None = None) -> int:
+    """Embedding inputs the simulator received (OpenAI-style and Gemini), for one model or all."""
+    counts = httpx.get(f"{stack.simulator_url}/_sim/stats").json().get("embeddings", {})
+    if model is None:
+        return sum(entry["inputs"] for entry in counts.values())
+    return counts.get(model, {}).get("inputs", 0)
+
+
+def simulate_rules(stack, **switches: bool) -> None:
+    """Switch simulator request rules until its next reset, e.g.
+    ``simulate_rules(stack, **{"anthropic.alternating_roles": True})`` (ids: GET /_sim/rules)."""
+    httpx.put(f"{stack.simulator_url}/_sim/rules", json=switches).raise_for_status()
