@@ -1,6 +1,7 @@
 """The ``modelbus`` command.
 
-  modelbus run [--no-demo]          start broker, Redis, simulator and all services
+  modelbus run [--no-demo]          start broker, Redis, simulator, all services and the
+                                    gateway (real providers where keys are set)
   modelbus audit show REQUEST_ID    print one request's lineage  [--json]
   modelbus audit search|report|export|purge|verify
                                     query, report, export and verify the audit store
@@ -26,6 +27,12 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--workdir", default=".modelbus", help="logs and SQLite audit store")
     run.add_argument("--providers", default=",".join(PROVIDERS),
                      help=f"workers to start, of {PROVIDERS}")
+    run.add_argument("--gateway-port", type=int, default=8080,
+                     help="the gateway's port (another free one when taken)")
+    run.add_argument("--broker-warn-mb", type=float, default=1024.0,
+                     help="warn when the embedded broker's resident memory passes this")
+    run.add_argument("--status-every", type=float, default=300.0,
+                     help="seconds between status lines (0: none)")
     run.set_defaults(func=_run)
     commands_audit.register(sub)
     commands_dlq.register(sub)

@@ -3,11 +3,17 @@
 Each piece is reused when the environment already provides it: ``KAFKA_BOOTSTRAP_SERVERS``
 points at an existing broker, ``REDIS_URL`` (or the machine's Redis on 6379) at a Redis,
 ``DATABASE_URL`` at PostgreSQL for the audit store (else SQLite in the work directory).
+Workers call the simulator unless ``real`` names the provider (:mod:`modelbus_cli.providers`);
+with ``gateway_key`` set the OpenAI-compatible gateway runs too, accepting that key.
+Every child is started through the running interpreter (``sys.executable``), so the stack
+starts from a virtual environment's ``bin/`` without it being activated or on ``PATH``.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,6 +24,7 @@ from modelbus_cli.processes import (
     port_open,
     wait_for,
 )
+from modelbus_cli.providers import RealProvider
 
 SERVICES = {
     "router": "modelbus_router.app",
@@ -81,6 +88,9 @@ class Stack:
     env: dict[str, str] = field(default_factory=dict)  # settings every service gets
     health: dict[str, str] = field(default_factory=dict)
     specs: dict[str, tuple[str, dict[str, str]]] = field(default_factory=dict)
+    real: dict[str, RealProvider] = field(default_factory=dict)  # called for real, not simulated
+    gateway_key: str | None = None  # run the gateway, accepting this API key
+    gateway_port: int = 0  # 0: any free port
 
     def __post_init__(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -100,7 +110,8 @@ class Stack:
 
     def start_simulator(self, script: Path | None = None) -> None:
         port = free_port()
-        argv = ["modelbus-simulator", "--host", "127.0.0.1", "--port", str(port)]
+        argv = [sys.executable, "-m", "modelbus_simulator", "--host", "127.0.0.1",
+                "--port", str(port)]
         if script:
             argv += ["--script", str(script)]
         child = self.group.spawn("simulator", argv)
@@ -113,12 +124,21 @@ class Stack:
         configured = os.environ.get("MODELBUS_SIGNING_KEYS")
         if configured:
             return configured
-        path = self.workdir / "signing.keys"
-        if not path.exists():
-            from modelbus_runtime.signing import KeyRing
+        from modelbus_runtime.signing import KeyRing
 
+        return self.kept_secret("signing.keys", KeyRing.generate)
+
+    def local_api_key(self) -> str:
+        """The gateway key of this work directory (generated once, kept mode 0600)."""
+        import secrets
+
+        return self.kept_secret("gateway.key", lambda: "mb-local-" + secrets.token_urlsafe(24))
+
+    def kept_secret(self, name: str, make) -> str:
+        path = self.workdir / name
+        if not path.exists():
             path.touch(mode=0o600)
-            path.write_text(KeyRing.generate())
+            path.write_text(make())
         return path.read_text().strip()
 
     def service_env(self, port: int) -> dict[str, str]:
@@ -131,9 +151,10 @@ class Stack:
             **self.env,
         }
 
-    def start_service(self, name: str, module: str, extra: dict[str, str] | None = None):
+    def start_service(self, name: str, module: str, extra: dict[str, str] | None = None,
+                      port: int = 0):
         self.specs[name] = (module, dict(extra or {}))
-        port = free_port()
+        port = port or free_port()
         url = f"http://127.0.0.1:{port}"
         child = self.group.python_module(name, module, {**self.service_env(port), **(extra or {})},
                                          health_url=url)
@@ -144,12 +165,28 @@ class Stack:
         base = self.simulator_url + ("/v1beta" if provider == "gemini" else "/v1")
         return {"MODELBUS_PROVIDER": provider, "MODELBUS_BASE_URL": base}
 
+    def provider_env(self, provider: str) -> dict[str, str]:
+        """The worker's settings: the real provider's when configured, else the simulator's."""
+        real = self.real.get(provider)
+        return real.worker_env() if real else self.worker_env(provider)
+
     def start_services(self) -> None:
         for name, module in SERVICES.items():
             self.start_service(name, module)
         for provider in self.providers:
             self.start_service(f"worker-{provider}", "modelbus_adapter_worker.app",
-                               self.worker_env(provider))
+                               self.provider_env(provider))
+        if self.gateway_key:
+            self.start_gateway(self.gateway_key)
+
+    def start_gateway(self, key: str, tenant: str = "local", team: str = "dev") -> None:
+        from modelbus_gateway.auth import hash_key
+
+        entry = {"key_sha256": hash_key(key), "tenant": tenant, "team": team, "user": "local"}
+        port = self.gateway_port if self.gateway_port and not port_open("127.0.0.1",
+                                                                          self.gateway_port) else 0
+        self.start_service("gateway", "modelbus_gateway.app",
+                           {"MODELBUS_API_KEYS": json.dumps([entry])}, port=port)
 
     def child(self, name: str):
         return next(c for c in reversed(self.group.children) if c.name == name)
