@@ -11,7 +11,8 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import start_stack
-from tests.upstream import REQUESTS, RESPONSES, Upstream, request_json
+from tests.observability.traffic import drive_request_path
+from tests.upstream import RESPONSES, Upstream, request_json
 
 PLANTED_KEY = "sk-planted-" + uuid.uuid4().hex
 
@@ -67,19 +68,7 @@ def _series(url: str) -> dict[str, list[dict[str, str]]]:
 
 async def test_every_service_exports_the_series_ops_need(planted_stack):
     stack = planted_stack
-    run = uuid.uuid4().hex[:6]
-    await asyncio.to_thread(
-        httpx.put, f"{stack.simulator_url}/_sim/models/gpt-4o-mini",
-        json={"latency_ms": 5, "fail_first": 1, "failure": {"kind": "status", "status": 503}})
-    async with Upstream(stack.bootstrap) as upstream:
-        responses = await upstream.tail(RESPONSES)
-        ids = [f"metrics-{run}-{i}" for i in range(5)]
-        for rid in ids:
-            await upstream.send(request_json(rid))
-        await upstream.send(b"poison", key=f"poison-{run}", topic=REQUESTS)
-        got = await responses.collect(lambda r: r.key.decode() in ids, len(ids))
-        await responses.stop()
-    assert len(got) == len(ids)
+    await drive_request_path(stack, "metrics")
     await asyncio.sleep(1.5)  # lag gauges refresh once a second
 
     for service, wanted in EXPECTED.items():

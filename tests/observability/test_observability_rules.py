@@ -30,7 +30,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from tests.conftest import start_stack
 from tests.k8s.manifests import named, of_kind, render
 from tests.observability.promql_refs import refs
-from tests.upstream import REQUESTS, RESPONSES, Upstream, request_json
+from tests.observability.traffic import drive_request_path
 
 #: Labels Prometheus adds to every series it scrapes through the ServiceMonitor/PodMonitor
 #: (targetLabels adds provider); le and quantile come with histograms and summaries.
@@ -101,20 +101,8 @@ def exported(tmp_path_factory, kafka_bootstrap, redis_url) -> Exported:
 
 
 async def _traffic(stack) -> None:
-    run = uuid.uuid4().hex[:6]
+    await drive_request_path(stack, "rules", count=4)
     async with httpx.AsyncClient(timeout=30) as http:
-        await http.put(f"{stack.simulator_url}/_sim/models/gpt-4o-mini",
-                       json={"latency_ms": 5, "fail_first": 1,
-                             "failure": {"kind": "status", "status": 503}})
-        async with Upstream(stack.bootstrap) as upstream:
-            responses = await upstream.tail(RESPONSES)
-            ids = [f"rules-{run}-{i}" for i in range(4)]
-            for rid in ids:
-                await upstream.send(request_json(rid))
-            await upstream.send(b"poison", key=f"poison-{run}", topic=REQUESTS)
-            got = await responses.collect(lambda r: r.key.decode() in ids, len(ids))
-            await responses.stop()
-        assert len(got) == len(ids)
         gateway = stack.health["gateway"]
         body = {"model": "summarize", "messages": [{"role": "user", "content": "hello"}]}
         ok = await http.post(f"{gateway}/v1/chat/completions", json=body,
@@ -147,22 +135,43 @@ def _labels_of(exported: Exported, metric: str) -> set[str] | None:
     return None
 
 
-@pytest.mark.parametrize(("where", "expr"), EXPRESSIONS, ids=[w for w, _ in EXPRESSIONS])
-def test_expression_names_exported_metrics_and_labels(exported: Exported, where: str, expr: str):
-    found = refs(expr)
-    assert found.selectors, f"{where}: selects no metric"
+def problems(exported: Exported, expr: str) -> list[str]:
+    """What in ``expr`` does not exist in what the services export (empty: all good)."""
+    found, out = refs(expr), []
+    if not found.selectors:
+        out.append("selects no metric")
     for selector in found.selectors:
         labels = _labels_of(exported, selector.metric)
-        assert labels is not None, f"{where}: nothing exports {selector.metric}"
+        if labels is None:
+            out.append(f"nothing exports {selector.metric}")
+            continue
         for label, op, value in selector.matchers:
-            assert label in labels, f"{where}: {selector.metric} has no label {label!r}"
             seen = exported.values.get((selector.metric, label))
-            if op in ("=", "!=") and seen:  # a typo in a value never matches anything
-                assert value in seen, f"{where}: {selector.metric}{{{label}}} is never {value!r} ({seen})"
+            if label not in labels:
+                out.append(f"{selector.metric} has no label {label!r}")
+            elif op in ("=", "!=") and seen and value not in seen:  # a typo never matches
+                out.append(f"{selector.metric}{{{label}}} is never {value!r} (seen: {sorted(seen)})")
     for grouping in found.groupings:
         available = set().union(*(_labels_of(exported, s.metric) or set() for s in grouping.selectors))
-        missing = set(grouping.labels) - available
-        assert not missing, f"{where}: groups by {missing}, which its metrics do not carry"
+        if missing := set(grouping.labels) - available:
+            out.append(f"groups by {sorted(missing)}, which its metrics do not carry")
+    return out
+
+
+@pytest.mark.parametrize(("where", "expr"), EXPRESSIONS, ids=[w for w, _ in EXPRESSIONS])
+def test_expression_names_exported_metrics_and_labels(exported: Exported, where: str, expr: str):
+    assert problems(exported, expr) == [], where
+
+
+@pytest.mark.parametrize("wrong", [
+    "sum(rate(modelbus_provider_call_total[5m]))",                    # metric name typo
+    'sum(rate(modelbus_provider_calls_total{outcom="ok"}[5m]))',      # label typo
+    'sum(rate(modelbus_provider_calls_total{outcome="success"}[5m]))',  # value never exported
+    "sum by (team) (modelbus_consumer_lag)",                          # label of another metric
+    "sum by (consumer_group) (kafka_consumergroup_lag)",              # exporter label typo
+])
+def test_the_check_finds_what_does_not_exist(exported: Exported, wrong: str):
+    assert problems(exported, wrong), wrong
 
 
 def test_every_service_family_the_rules_need_was_really_scraped(exported: Exported):
