@@ -88,18 +88,21 @@ def _error(response: httpx.Response) -> dict:
 
 def test_a_keys_limit_is_shared_by_replicas_and_answers_429_with_retry_after(gateways):
     statuses, refused = [], None
+    started = time.monotonic()
     with httpx.Client(timeout=10) as http:
         for i in range(16):  # alternately on both replicas
             r = http.get(gateways.urls[i % 2] + "/v1/models", headers=gateways.auth("a"))
             statuses.append(r.status_code)
             refused = refused or (r if r.status_code == 429 else None)
+        elapsed = time.monotonic() - started
         other = http.get(gateways.urls[0] + "/v1/models", headers=gateways.auth("b"))
         free = [http.get(gateways.urls[0] + "/v1/models", headers=gateways.auth("free"))
                 for _ in range(20)]
     admitted = statuses.count(200)
-    # BURST + 1 at once, plus at most one more if a 2-second emission interval passed
-    assert BURST + 1 <= admitted <= BURST + 2, statuses
-    assert set(statuses) == {200, 429}, "one replica alone would have admitted more"
+    # BURST + 1 at once, then one more per emission interval (2 s) that passed
+    assert BURST + 1 <= admitted <= BURST + 2 + int(elapsed * RATE / 60), (statuses, elapsed)
+    assert 429 in statuses and admitted < 2 * (BURST + 1), \
+        "one limit for both replicas: each on its own would have admitted more"
     error = _error(refused)
     assert error["code"] == "rate_limit_exceeded" and error["type"] == "rate_limit_error"
     assert gateways.keys["a"] not in error["message"]
@@ -184,21 +187,26 @@ def test_a_body_whose_event_modelbus_would_not_take_is_413_at_once(gateways):
 
 
 def test_repeated_failed_authentication_from_one_address_gets_429(gateways, forget_failures):
-    statuses, last = [], None
+    statuses, refused = [], None
+    started = time.monotonic()
     with httpx.Client(timeout=10) as http:
         for i in range(200):
-            last = http.post(gateways.urls[i % 2] + "/v1/chat/completions",
-                             json={"model": "summarize", "messages": MESSAGES},
-                             headers={"authorization": f"Bearer sk-wrong-{i:04d}-guess"})
-            statuses.append(last.status_code)
+            r = http.post(gateways.urls[i % 2] + "/v1/chat/completions",
+                          json={"model": "summarize", "messages": MESSAGES},
+                          headers={"authorization": f"Bearer sk-wrong-{i:04d}-guess"})
+            statuses.append(r.status_code)
+            refused = r if r.status_code == 429 else refused
         valid = http.get(gateways.urls[0] + "/v1/models", headers=gateways.auth("log"))
+    elapsed = time.monotonic() - started
     first_429 = statuses.index(429)
     assert statuses[:first_429] == [401] * first_429
     assert 20 <= first_429 <= 23, "the default burst of 20 failures, then the throttle"
-    assert set(statuses[first_429:]) == {429}, "every later call of the address is throttled"
-    error = _error(last)
+    # then the sustained default of 10 failures a minute: one 401 per 6 s that passed
+    assert statuses[first_429:].count(401) <= 1 + int(elapsed * 10 / 60), (statuses, elapsed)
+    assert set(statuses[first_429:]) <= {401, 429}
+    error = _error(refused)
     assert error["code"] == "auth_throttled"
-    assert int(last.headers["retry-after"]) >= 1
+    assert int(refused.headers["retry-after"]) >= 1
     assert valid.status_code == 429, "a throttled address cannot test keys, valid ones too"
 
 
