@@ -51,10 +51,11 @@ def make_task(provider: str, model: str, *, request_id: str | None = None, text:
     decision = RoutingDecision(policy_version="test-v1", route="test", strategy="single",
                                selected=[ModelRef(provider=provider, model=model)],
                                decided_at=now)
+    fields.setdefault("messages", [{"role": "user", "content": text}])
     return TaskEvent(event_id=TaskEvent.make_id(scoped_id(tenant, request_id), 0),
-                     request_id=request_id, caller=Caller(tenant=tenant), task="test", part_id=0, parts_total=1, provider=provider, model=model,
-                     messages=[{"role": "user", "content": text}], received_at=now,
-                     decision=decision, **fields)
+                     request_id=request_id, caller=Caller(tenant=tenant), task="test",
+                     part_id=0, parts_total=1, provider=provider, model=model,
+                     received_at=now, decision=decision, **fields)
 
 
 def start_workers(workdir: Path, worker_stack: Stack, workers: dict[str, dict[str, str]]) -> Stack:

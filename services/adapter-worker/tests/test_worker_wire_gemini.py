@@ -151,3 +151,19 @@ def test_worker_gemini_stream_collects_whole_function_calls():
     whole = build_adapter("gemini", "k").parse(orjson.dumps(CALLS))
     assert c.finish_reason == "tool_calls" and c.output_tokens == 6
     assert [t.model_dump() for t in c.tool_calls] == [t.model_dump() for t in whole.tool_calls]
+
+
+@pytest.mark.parametrize(("model", "signed"), [
+    ("gemini-3-pro-preview", True), ("gemini-3.1-flash", True), ("gemini-2.5-pro", False)])
+def test_worker_gemini_3_function_call_turns_carry_the_signature_bypass(model, signed):
+    turns = [TOOL_TURNS[0], {**TOOL_TURNS[1], "tool_calls": [
+        {"id": "a", "name": "get_weather", "arguments": "{}"},
+        {"id": "b", "name": "get_weather", "arguments": "{}"}]},
+        {"role": "tool", "tool_call_id": "a", "content": "1"},
+        {"role": "tool", "tool_call_id": "b", "content": "2"}]
+    parts = build(base_task("gemini", model, turns)).json["contents"][1]["parts"]
+    expected = [{"functionCall": {"name": "get_weather", "args": {}}},
+                {"functionCall": {"name": "get_weather", "args": {}}}]
+    if signed:
+        expected[0]["thoughtSignature"] = "skip_thought_signature_validator"
+    assert parts == expected

@@ -21,6 +21,10 @@ https://ai.google.dev/gemini-api/docs/structured-output.
   functionCallingConfig.mode`` auto → ``AUTO``, none → ``NONE``, required → ``ANY``, a named
   tool → ``ANY`` with ``allowedFunctionNames``. ``parallel_tool_calls`` has no Gemini
   counterpart and is not sent.
+* Gemini 3 and later require the ``thoughtSignature`` their answer carried on the first
+  ``functionCall`` part of each model turn when it is sent back; the contract keeps no
+  signatures, so that part carries the validator bypass Google documents for histories
+  without one (``SKIP_SIGNATURE``, https://ai.google.dev/gemini-api/docs/thought-signatures).
 * JSON answers: ``responseMimeType: application/json`` plus ``responseJsonSchema`` for a
   schema; with tools also offered (Gemini refuses a JSON mime type with function calling),
   an instruction in the system text instead.
@@ -28,6 +32,7 @@ https://ai.google.dev/gemini-api/docs/structured-output.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from modelbus_schemas import ChatMessage, TaskEvent
@@ -51,6 +56,23 @@ from modelbus_adapter_worker.prompt import prompt_of
 MAX_STOP = 5
 ROLES = {"user": "user", "tool": "user", "assistant": "model"}
 MODES = {"auto": "AUTO", "none": "NONE", "required": "ANY"}
+SKIP_SIGNATURE = "skip_thought_signature_validator"
+_GENERATION = re.compile(r"^(?:models/)?gemini-(\d+)")
+
+
+def needs_signatures(model: str) -> bool:
+    match = _GENERATION.match(model.lower())
+    return match is not None and int(match.group(1)) >= 3
+
+
+def _sign_calls(contents: list[dict]) -> None:
+    for content in contents:
+        if content["role"] != "model":
+            continue
+        for part in content["parts"]:
+            if "functionCall" in part:
+                part.setdefault("thoughtSignature", SKIP_SIGNATURE)
+                break
 
 
 def _image(part: ImagePart) -> dict:
@@ -103,6 +125,8 @@ def body_of(task: TaskEvent) -> dict:
     if wants_json and params.tools:
         system = f"{system}\n\n{json_instruction(fmt)}" if system else json_instruction(fmt)
     system, contents = contents_of(system, prompt.turns, prompt.tool_names())
+    if needs_signatures(task.model):
+        _sign_calls(contents)
     body: dict[str, Any] = {"contents": contents}
     if system:
         body["systemInstruction"] = {"parts": [{"text": system}]}
