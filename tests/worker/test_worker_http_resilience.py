@@ -4,14 +4,10 @@ the three wire formats (the handler is the one app.py builds, in process)."""
 
 from __future__ import annotations
 
-import orjson
 import pytest
-from modelbus_adapter_worker.app import build_handler
-from modelbus_adapter_worker.settings import WorkerSettings
-from modelbus_adapter_worker.transport import HttpTransport
 from modelbus_schemas import ResultEvent, RetrySpec
 
-from tests.worker.worker_helpers import make_task, unique
+from tests.worker.worker_helpers import handle_in_process, unique
 
 PROVIDERS = {"openai": "gpt-4o-mini", "anthropic": "claude-haiku-4-5", "gemini": "gemini-2.5-flash"}
 
@@ -22,20 +18,9 @@ def provider(request) -> str:
 
 
 async def _run(sim, redis_url, provider, model, *, stream=True, **task_fields) -> ResultEvent:
-    settings = WorkerSettings(provider=provider, base_url=sim.base_for(provider),
-                              redis_url=redis_url, stream=stream, base_delay_ms=10)
-    import redis.asyncio as aioredis
-
-    client = aioredis.Redis.from_url(redis_url, socket_timeout=0.5)
-    transport = HttpTransport(settings.resolved_base_url(), max_connections=10)
-    try:
-        handler = build_handler(settings, client, transport)
-        out = await handler.handle(make_task(provider, model, text="tell me a story please",
-                                             **task_fields))
-        return ResultEvent.model_validate(orjson.loads(out.value))
-    finally:
-        await transport.close()
-        await client.aclose()
+    return await handle_in_process(sim, redis_url, provider, model, stream=stream,
+                                   settings={"base_delay_ms": 10},
+                                   text="tell me a story please", **task_fields)
 
 
 @pytest.mark.parametrize("stream", [True, False])

@@ -10,15 +10,10 @@ import base64
 import json
 import urllib.request
 
-import orjson
 import pytest
-import redis.asyncio as aioredis
-from modelbus_adapter_worker.app import build_handler
-from modelbus_adapter_worker.settings import WorkerSettings
-from modelbus_adapter_worker.transport import HttpTransport
 from modelbus_schemas import ErrorCode, ResultEvent
 
-from tests.worker.worker_helpers import make_task, unique
+from tests.worker.worker_helpers import handle_in_process, unique
 
 MODELS = {"openai": "gpt-4o-mini", "anthropic": "claude-haiku-4-5",
           "gemini": "gemini-2.5-flash", "selfhosted": "llama-3.1-8b"}
@@ -55,17 +50,8 @@ def strict_sim(sim):
 
 
 async def run(sim, redis_url, provider, model, *, stream=True, **fields) -> ResultEvent:
-    settings = WorkerSettings(provider=provider, base_url=sim.base_for(provider),
-                              redis_url=redis_url, stream=stream, max_attempts=1)
-    client = aioredis.Redis.from_url(redis_url, socket_timeout=0.5)
-    transport = HttpTransport(settings.resolved_base_url(), max_connections=10)
-    try:
-        out = await build_handler(settings, client, transport).handle(
-            make_task(provider, model, **fields))
-        return ResultEvent.model_validate(orjson.loads(out.value))
-    finally:
-        await transport.close()
-        await client.aclose()
+    return await handle_in_process(sim, redis_url, provider, model, stream=stream,
+                                   settings={"max_attempts": 1}, **fields)
 
 
 @pytest.mark.parametrize("stream", [True, False])

@@ -13,7 +13,7 @@ import orjson
 from modelbus_cli.stack import Stack
 from modelbus_runtime.kafka import EventProducer
 from modelbus_runtime.settings import RuntimeSettings
-from modelbus_schemas import Caller, ModelRef, RoutingDecision, TaskEvent
+from modelbus_schemas import Caller, ModelRef, ResultEvent, RoutingDecision, TaskEvent
 from modelbus_schemas.identity import scoped_id
 from modelbus_schemas.topics import tasks_topic
 
@@ -74,6 +74,29 @@ def start_workers(workdir: Path, worker_stack: Stack, workers: dict[str, dict[st
         stack.stop()
         raise
     return stack
+
+
+async def handle_in_process(sim: SimAdmin, redis_url: str, provider: str, model: str, *,
+                            stream: bool = True, settings: dict | None = None,
+                            **task_fields) -> ResultEvent:
+    """One task through the handler app.py builds, in this process, against the simulator
+    over real HTTP and the machine's Redis; the result it would publish."""
+    import redis.asyncio as aioredis
+    from modelbus_adapter_worker.app import build_handler
+    from modelbus_adapter_worker.settings import WorkerSettings
+    from modelbus_adapter_worker.transport import HttpTransport
+
+    config = WorkerSettings(provider=provider, base_url=sim.base_for(provider),
+                            redis_url=redis_url, stream=stream, **(settings or {}))
+    client = aioredis.Redis.from_url(redis_url, socket_timeout=0.5)
+    transport = HttpTransport(config.resolved_base_url(), max_connections=10)
+    try:
+        out = await build_handler(config, client, transport).handle(
+            make_task(provider, model, **task_fields))
+        return ResultEvent.model_validate(orjson.loads(out.value))
+    finally:
+        await transport.close()
+        await client.aclose()
 
 
 class TaskPublisher:
