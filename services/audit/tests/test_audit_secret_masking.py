@@ -35,3 +35,30 @@ def test_payloads_excerpts_and_headers_are_masked_with_a_finding():
     assert dict(good.headers)[MASKED_HEADER] == "aws_access_key=1,jwt=1"
     assert dict(bad.headers)[MASKED_HEADER] == "aws_access_key=1"
     assert "[secret:aws_access_key]" in bad.body_excerpt
+
+
+EXAMPLES = {
+    "private_key": "-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEA7\n-----END RSA PRIVATE KEY-----",
+    "aws_access_key": "AKIAIOSFODNN7EXAMPLE",
+    "anthropic_api_key": "sk-ant-" + "a1" * 15,
+    "openai_api_key": "sk-proj-" + "b2" * 15,
+    "github_token": "ghp_" + "c" * 36,
+    "slack_token": "xoxb-1234567890-abc",
+    "google_api_key": "AIza" + "d" * 35,
+    "stripe_key": "rk_live_" + "e" * 20,
+    "jwt": "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9",
+    "connection_string_password": "ab://u:p@h",
+    "bearer_token": "BEARER abcdefghijklmnop1234",
+    "credential_assignment": "Api-Key: 'hunter2hunter2'",
+}
+
+
+def test_the_quick_prefilter_lets_every_kind_of_secret_through_to_the_scan():
+    from modelbus_audit.sanitize import MIN_SECRET_CHARS, TRIGGERED_KINDS
+    from modelbus_runtime.secret_scan import KINDS
+
+    assert TRIGGERED_KINDS == set(KINDS) == set(EXAMPLES)  # a new kind needs a trigger
+    for kind, secret in EXAMPLES.items():
+        masked, found = mask_tree({"k": f"x {secret} y"})
+        assert found == {kind: 1} and secret not in json.dumps(masked), kind
+    assert min(len(secret) for secret in EXAMPLES.values()) == MIN_SECRET_CHARS

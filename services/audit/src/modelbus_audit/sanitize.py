@@ -151,11 +151,29 @@ def excerpt(body: bytes, limit: int = EXCERPT_BYTES) -> str:
 MASKED_HEADER = "modelbus_audit_secrets_masked"
 
 
+#: What every secret shape of :mod:`modelbus_runtime.secret_scan` contains, in one pattern: a
+#: string without any of these cannot hold a secret, and skips the dozen full scans (most
+#: strings of an event — keys, ids, times, short values — are skipped so). A test checks that
+#: this covers every kind the scanner knows and that each of its examples is caught.
+SECRET_TRIGGERS = re.compile(
+    r"-----BEGIN|AKIA|ASIA|sk-|gh[pousr]_|github_pat_|xox[abposr]-|AIza|_live_|eyJ|://"
+    r"|(?i:bearer|password|passwd|pwd|secret|api[_-]?key|access[_-]?token|auth[_-]?token)")
+#: The kinds of secret :data:`SECRET_TRIGGERS` is written for.
+TRIGGERED_KINDS = frozenset({
+    "private_key", "aws_access_key", "anthropic_api_key", "openai_api_key", "github_token",
+    "slack_token", "google_api_key", "stripe_key", "jwt", "connection_string_password",
+    "bearer_token", "credential_assignment"})
+#: No secret shape matches fewer characters (a connection string ``ab://u:p@h``).
+MIN_SECRET_CHARS = 10
+
+
 def mask_tree(value: Any, found: Counter | None = None) -> tuple[Any, Counter]:
     """``value`` (JSON-like: dicts, lists, strings) with every secret-like string masked, keys
     included, and the kinds found."""
     found = Counter() if found is None else found
     if isinstance(value, str):
+        if len(value) < MIN_SECRET_CHARS or not SECRET_TRIGGERS.search(value):
+            return value, found
         masked, kinds = mask_secrets(value)
         found.update(kinds)
         return masked, found
