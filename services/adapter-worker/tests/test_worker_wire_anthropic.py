@@ -200,3 +200,29 @@ def test_worker_anthropic_stream_assembles_tool_input_json_deltas():
         "Let me", "tool_calls", 7, 12)
     assert [(t.id, t.name, t.arguments) for t in c.tool_calls] == [
         ("toolu_1", "get_weather", '{"city":"Oslo"}')]
+
+
+def test_worker_anthropic_json_cut_at_max_tokens_is_output_invalid_not_a_retry():
+    from modelbus_adapter_worker.executor import TargetRun
+    from modelbus_adapter_worker.outcome import result_of
+    from modelbus_schemas import ErrorCode
+
+    t = task(params={"response_format": JSON_SCHEMA_FORMAT})
+    req = build(t, stream=True)
+
+    def frame(kind, **fields):
+        return kind, orjson.dumps({"type": kind, **fields}).decode()
+
+    raw = sse(
+        frame("message_start", message={"model": MODEL, "usage": {"input_tokens": 7}}),
+        frame("content_block_start", index=0, content_block={
+            "type": "tool_use", "id": "t", "name": JSON_TOOL, "input": {}}),
+        frame("content_block_delta", index=0,
+              delta={"type": "input_json_delta", "partial_json": '{"n": 12'}),
+        frame("message_delta", delta={"stop_reason": "max_tokens"}, usage={"output_tokens": 64}),
+        frame("message_stop"),
+    )
+    c = feed(build_adapter("anthropic", "k").stream_parser(req), raw)
+    assert (c.text, c.finish_reason) == ('{"n": 12', "length")
+    result = result_of(t, TargetRun("ok", completion=c))
+    assert result.error.code == ErrorCode.OUTPUT_INVALID and "token limit" in result.error.message

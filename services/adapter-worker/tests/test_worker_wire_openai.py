@@ -150,3 +150,10 @@ def test_worker_openai_stream_assembles_tool_call_fragments_by_index():
     assert [(t.id, t.name, t.arguments) for t in c.tool_calls] == [
         ("call_a", "get_weather", '{"city":"Oslo"}'),
         ("call_b", "get_weather", '{"city":"Rome"}')]
+
+
+def test_worker_openai_structured_output_refusal_is_content_filter():
+    body = {"choices": [{"finish_reason": "stop", "message": {
+        "role": "assistant", "content": None, "refusal": "I can't help with that."}}]}
+    c = build_adapter("openai", "k").parse(orjson.dumps(body))
+    assert (c.text, c.finish_reason) == ("I can't help with that.", "content_filter")

@@ -50,7 +50,8 @@ def finish(task: TaskEvent, completion: Completion) -> tuple[Completion, Any, Er
     try:
         return completion, parse_json(completion.text), None
     except orjson.JSONDecodeError as exc:
-        why = " (cut at the token limit)" if completion.finish_reason == "length" else ""
+        why = {"length": " (cut at the token limit)",
+               "content_filter": " (the model refused)"}.get(completion.finish_reason, "")
         return completion, None, ErrorInfo(
             code=ErrorCode.OUTPUT_INVALID,
             message=f"the model's answer is not valid JSON{why}: {exc}"[:4000])

@@ -47,9 +47,11 @@ def prompt_of(task: TaskEvent) -> Prompt:
 
 def estimated_input_tokens(task: TaskEvent) -> int:
     """For rate limiting before the call: the router's estimate, else ~4 chars a token
-    (an image counts as about 1,000 tokens)."""
+    (an image counts as about 1,000 tokens, a claim-checked text by its stored size)."""
     if task.decision.estimated_input_tokens:
         return task.decision.estimated_input_tokens
-    chars = sum(len(m.text) + 4000 * m.image_count() for m in task.messages)
+    chars = sum(len(m.text) + 4000 * m.image_count() + sum(
+        p.blob.size_bytes for p in m.parts() if p.type == "blob" and p.blob.kind == "text")
+        for m in task.messages)
     chars += sum(len(c.content) for c in task.context) + sum(map(len, task.input or ()))
     return max(1, chars // 4)

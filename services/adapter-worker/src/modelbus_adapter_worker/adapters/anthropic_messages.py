@@ -45,11 +45,14 @@ def _answer(blocks: list[dict], stop_reason: str | None, meta: dict) -> tuple[st
         if block.get("type") != "tool_use":
             continue
         value = block.get("input") or {}
+        raw = block.get("input_raw")  # cut at max_tokens: the JSON text as far as it came
         if meta.get("json_tool") and block.get("name") == meta["json_tool"]:
-            text = dumps(value.get("value") if meta.get("json_wrapped") else value)
+            text = raw if raw is not None else dumps(
+                value.get("value") if meta.get("json_wrapped") else value)
             stop_reason = "end_turn" if stop_reason == "tool_use" else stop_reason
             continue
-        calls.append(ToolCall(id=block["id"], name=block["name"], arguments=dumps(value)))
+        calls.append(ToolCall(id=block["id"], name=block["name"],
+                              arguments=raw if raw is not None else dumps(value)))
     return text, _stop(stop_reason), calls
 
 
@@ -151,7 +154,9 @@ class AnthropicStream:
                 try:
                     block = {**block, "input": orjson.loads(raw)}
                 except orjson.JSONDecodeError:
-                    raise malformed("streamed tool input is not JSON") from None
+                    if self.stop_reason != "max_tokens":
+                        raise malformed("streamed tool input is not JSON") from None
+                    block = {**block, "input_raw": raw}
             blocks.append(block)
         try:
             text, finish, calls = _answer(blocks, self.stop_reason, self.meta)

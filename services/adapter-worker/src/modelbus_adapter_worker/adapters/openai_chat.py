@@ -5,6 +5,8 @@ Ollama (``selfhosted``). What is sent is decided in
 Streams ask for ``stream_options.include_usage`` so the last chunk (empty ``choices``)
 carries token usage; a stream is complete only when a finish reason arrived and
 ``data: [DONE]`` closed it. Streamed tool calls arrive in fragments keyed by ``index``.
+A structured-output refusal (``refusal`` instead of ``content``) is the text, with finish
+reason ``content_filter``.
 """
 
 from __future__ import annotations
@@ -63,9 +65,11 @@ class OpenAIChatAdapter:
             choice = data["choices"][0]
             message = choice["message"]
             usage = data.get("usage") or {}
+            refused = message.get("refusal") and not message.get("content")
             return Completion(
-                text=message.get("content") or "",
-                finish_reason=_finish(choice.get("finish_reason")),
+                text=message.get("content") or message.get("refusal") or "",
+                finish_reason="content_filter" if refused else _finish(
+                    choice.get("finish_reason")),
                 input_tokens=int(usage.get("prompt_tokens", 0)),
                 output_tokens=int(usage.get("completion_tokens", 0)),
                 response_model=data.get("model"),
@@ -84,6 +88,7 @@ class OpenAIChatAdapter:
 class OpenAIStream:
     def __init__(self) -> None:
         self.text: list[str] = []
+        self.refusal: list[str] = []
         self.tools = ToolCallAssembler()
         self.reason: str | None = None
         self.usage: dict = {}
@@ -113,6 +118,9 @@ class OpenAIStream:
             if delta.get("content"):
                 self.text.append(delta["content"])
                 got_output = True
+            if delta.get("refusal"):
+                self.refusal.append(delta["refusal"])
+                got_output = True
             if delta.get("tool_calls"):
                 self.tools.feed(delta["tool_calls"])
                 got_output = True
@@ -127,8 +135,10 @@ class OpenAIStream:
             calls = self.tools.calls()
         except ValueError as exc:
             raise malformed(f"streamed tool call: {exc.__class__.__name__}") from None
+        refused = self.refusal and not self.text
         return Completion(
-            text="".join(self.text), finish_reason=_finish(self.reason),
+            text="".join(self.text or self.refusal),
+            finish_reason="content_filter" if refused else _finish(self.reason),
             input_tokens=int(self.usage.get("prompt_tokens", 0)),
             output_tokens=int(self.usage.get("completion_tokens", 0)),
             response_model=self.model, tool_calls=calls,
