@@ -6,6 +6,7 @@ their tenant, verify their hash, and are gone after retention.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 from datetime import UTC, datetime, timedelta
@@ -179,3 +180,14 @@ def test_settings_choose_the_store(tmp_path, monkeypatch):
     assert isinstance(s3, S3BlobStore) and s3.bucket == "bucket" and s3.prefix == "p"
     with pytest.raises(ValueError):
         open_blob_store("mysql://x")
+
+
+async def test_processes_starting_together_create_the_table_once():
+    with temporary_postgres_database("modelbus_blobs_race") as url:
+        stores = [open_blob_store(url) for _ in range(4)]
+        data = TextPart(text="shared").model_dump_json().encode()
+        sha = hashlib.sha256(data).hexdigest()
+        await asyncio.gather(*(s.put("acme", sha, data) for s in stores))
+        assert {await s.get("acme", sha) for s in stores} == {data}
+        for s in stores:
+            await s.close()

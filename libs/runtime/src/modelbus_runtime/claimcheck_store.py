@@ -27,11 +27,24 @@ from typing import Protocol
 from urllib.parse import quote, unquote, urlsplit
 
 from modelbus_schemas.identity import scoped_id
-from sqlalchemy import Column, DateTime, LargeBinary, MetaData, String, Table, delete, event, select
+from sqlalchemy import (
+    Column,
+    DateTime,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    delete,
+    event,
+    select,
+    text,
+)
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 DEFAULT_SQLITE_PATH = ".modelbus/blobs.db"
+_CREATE_LOCK_KEY = 0x626C_6F62_7331  # arbitrary, constant: "blobs1"
 
 _metadata = MetaData()
 blobs = Table(
@@ -71,13 +84,25 @@ class SqlBlobStore:
         self._lock = asyncio.Lock()
 
     async def _ensure_table(self) -> None:
+        """Create the table on first use. Processes starting together (router replicas,
+        workers) take turns on PostgreSQL under an advisory lock; on SQLite the loser of a
+        race finds the table on its second look."""
         if self._ready:
             return
         async with self._lock:
-            if not self._ready:
-                async with self.engine.begin() as conn:
-                    await conn.run_sync(_metadata.create_all, checkfirst=True)
-                self._ready = True
+            for attempt in range(2):
+                if self._ready:
+                    break
+                try:
+                    async with self.engine.begin() as conn:
+                        if self.kind == "pg":
+                            await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"),
+                                               {"key": _CREATE_LOCK_KEY})
+                        await conn.run_sync(_metadata.create_all, checkfirst=True)
+                    self._ready = True
+                except DBAPIError:
+                    if attempt:
+                        raise
 
     def _insert(self):
         if self.kind == "pg":
