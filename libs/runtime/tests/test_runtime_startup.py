@@ -146,3 +146,23 @@ def test_unreachable_database_is_named_and_sigterm_ends_the_wait(tmp_path, kafka
     waiting = next(m["msg"] for m in messages(log) if "waiting for" in m["msg"])
     assert f"127.0.0.1:{port}" in waiting or "Connect" in waiting, waiting
     assert "Traceback" not in text
+
+
+def test_a_started_service_of_another_consumer_kind_stops_cleanly(tmp_path, kafka_bootstrap,
+                                                                  redis_url):
+    """The gateway's consumer is its reply listener, not an EventConsumer: a SIGTERM after
+    start-up drains and exits 0 without a traceback all the same."""
+    health = free_port()
+    proc, log = spawn(tmp_path, "modelbus_gateway.app",
+                      {"MODELBUS_KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
+                       "MODELBUS_REDIS_URL": redis_url, "MODELBUS_HEALTH_PORT": str(health)})
+    try:
+        wait_for(lambda: http_ok(f"http://127.0.0.1:{health}/readyz"), "gateway ready", 90, proc)
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(timeout=60)
+    finally:
+        proc.kill()
+    text = log.read_text(errors="replace")
+    assert code == 0, text
+    assert "Traceback" not in text and "Unclosed" not in text, text
+    assert "gateway stopped" in text

@@ -65,10 +65,13 @@ class _Started:
     consumers: list[EventConsumer] = field(default_factory=list)
     http: tuple | None = None
 
-    async def close(self) -> None:
-        await asyncio.gather(*(consumer.stop() for consumer in self.consumers))
-        built = self.service.consumers if self.service else []
-        await asyncio.gather(*(c.discard() for c in built if c not in self.consumers))
+    async def close(self, *, drained: bool = False) -> None:
+        """Close everything; ``drained``: the consumers were stopped already."""
+        if not drained:
+            await asyncio.gather(*(consumer.stop() for consumer in self.consumers))
+            built = self.service.consumers if self.service else []
+            await asyncio.gather(*(c.discard() for c in built
+                                   if c not in self.consumers and hasattr(c, "discard")))
         for close in reversed(self.service.closers if self.service else []):
             await close()
         if self.producer:
@@ -129,8 +132,7 @@ async def serve(name: str, settings: RuntimeSettings, build: Builder, stop: asyn
         # every consumer drains at once: the bound is drain_timeout_s, not one per consumer
         await asyncio.gather(*(consumer.stop() for consumer in service.consumers))
         log.info("%s drained in %.1fs", name, time.monotonic() - began)
-        started.consumers.clear()
-        await started.close()
+        await started.close(drained=True)
         log.info("%s stopped", name)
 
 
