@@ -11,9 +11,11 @@ to JSON Schema first by `from_openapi`.  Local `$ref`s (`#/$defs/...`,
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import jsonschema
+import orjson
 
 _FORMATS = {
     "date-time": "2025-01-01T00:00:00Z",
@@ -32,13 +34,28 @@ class SchemaError(ValueError):
 
 
 def check_schema(schema: object) -> None:
-    """Raise `SchemaError` when `schema` is not a valid JSON Schema (2020-12 metaschema)."""
+    """Raise `SchemaError` when `schema` is not a valid JSON Schema (2020-12 metaschema).
+
+    Metaschema validation costs milliseconds, and callers send the same tool schemas on
+    every call, so verdicts are cached by the schema's canonical JSON."""
     if not isinstance(schema, dict):
         raise SchemaError("schema must be a JSON object")
     try:
-        jsonschema.Draft202012Validator.check_schema(schema)
+        key = orjson.dumps(schema, option=orjson.OPT_SORT_KEYS)
+    except TypeError:
+        raise SchemaError("schema is not JSON") from None
+    problem = _schema_problem(key)
+    if problem is not None:
+        raise SchemaError(problem)
+
+
+@functools.lru_cache(maxsize=1024)
+def _schema_problem(key: bytes) -> str | None:
+    try:
+        jsonschema.Draft202012Validator.check_schema(orjson.loads(key))
     except jsonschema.SchemaError as exc:
-        raise SchemaError(exc.message) from None
+        return exc.message
+    return None
 
 
 def check(schema: dict, value: object) -> str | None:
