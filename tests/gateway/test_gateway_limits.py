@@ -164,20 +164,29 @@ def forget_failures(gateways):
         client.delete(key)
 
 
+def _with_tool_arguments(size: int, calls: int = 1) -> dict:
+    """A conversation whose assistant turn carries ``calls`` tool calls of ``size`` bytes of
+    arguments each: content that travels inline (claim check stores message parts only)."""
+    arguments = json.dumps({"blob": "z" * size})
+    return {"model": "summarize", "messages": [
+        {"role": "user", "content": "go"},
+        {"role": "assistant", "content": None, "tool_calls": [
+            {"id": f"c{i}", "type": "function",
+             "function": {"name": "store", "arguments": arguments}} for i in range(calls)]},
+        *({"role": "tool", "tool_call_id": f"c{i}", "content": "stored"}
+          for i in range(calls))]}
+
+
 def test_a_body_whose_event_modelbus_would_not_take_is_413_at_once(gateways):
     """A body under the body limit whose request event is larger than the router reads, or
-    than the event log accepts (the producer's 2 MiB), is refused, not left to time out
-    (504) or answered as an outage (503)."""
+    than the event log accepts, even after claim check, is refused at once, not left to time
+    out (504) or answered as an outage (503)."""
     started = time.monotonic()
     with httpx.Client(timeout=10) as http:
         unread = http.post(gateways.urls[0] + "/v1/chat/completions",
-                           headers=gateways.auth("free"),
-                           json={"model": "summarize",
-                                 "messages": [{"role": "user", "content": "z" * 400_000}]})
+                           headers=gateways.auth("free"), json=_with_tool_arguments(400_000))
         unsent = http.post(gateways.urls[1] + "/v1/chat/completions",
-                           headers=gateways.auth("free"),
-                           json={"model": "summarize",
-                                 "messages": [{"role": "user", "content": "z" * 800_000}] * 4})
+                           headers=gateways.auth("free"), json=_with_tool_arguments(600_000, calls=2))
     assert time.monotonic() - started < 1.0, "answered at once, not at the 1 s deadline"
     assert unread.status_code == 413 and unsent.status_code == 413, (unread.text, unsent.text)
     error = _error(unread)

@@ -1,4 +1,5 @@
-"""The OpenAI-compatible HTTP routes: ``POST /v1/chat/completions`` and ``GET /v1/models``.
+"""The OpenAI-compatible HTTP routes: ``POST /v1/chat/completions``, ``POST /v1/embeddings``
+and ``GET /v1/models``.
 
 Turns the body into a :class:`~modelbus_schemas.RequestEvent` (caller from the API key;
 ``latency_budget_ms`` from ``x-modelbus-latency-budget-ms`` or the default; data class,
@@ -18,7 +19,7 @@ import time
 from collections.abc import Awaitable, Callable
 
 from modelbus_router.policy import Policy
-from modelbus_schemas import Caller, RequestEvent, ResponseEvent
+from modelbus_schemas import Caller, GenerationParams, RequestEvent, ResponseEvent
 from pydantic import ValidationError
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
@@ -30,6 +31,7 @@ from modelbus_gateway.body import read_body
 from modelbus_gateway.errors import bad_request, from_error_info, unknown_model
 from modelbus_gateway.gateway import Gateway
 from modelbus_gateway.metrics import PENDING, observe_call
+from modelbus_gateway.openai_embeddings import embeddings_body, parse_embeddings_request
 from modelbus_gateway.openai_wire import (
     ChatCall,
     completion_body,
@@ -58,8 +60,10 @@ class Api:
         self.access_log = access_log
 
     def routes(self) -> list[Route]:
-        chat, models = "/v1/chat/completions", "/v1/models"
+        chat, embed, models = "/v1/chat/completions", "/v1/embeddings", "/v1/models"
         return [Route(chat, self._endpoint(chat, self.chat_completions, observe_call),
+                      methods=["POST"]),
+                Route(embed, self._endpoint(embed, self.embeddings, observe_call),
                       methods=["POST"]),
                 Route(models, self._endpoint(models, self.models), methods=["GET"])]
 
@@ -79,9 +83,24 @@ class Api:
 
     async def chat_completions(self, request: Request, record: CallRecord, caller: Caller
                                ) -> Response:
-        started = time.perf_counter()
         call = parse_chat_request(await read_body(request, self.max_body_bytes))
-        event = self._event(record.request_id, call, caller, request)
+        event = self._event(record.request_id, call.task, caller, request,
+                            messages=call.messages, params=call.params, metadata=call.metadata)
+        return self._render(await self._answer(event, request, record), call)
+
+    async def embeddings(self, request: Request, record: CallRecord, caller: Caller
+                         ) -> Response:
+        call = parse_embeddings_request(await read_body(request, self.max_body_bytes))
+        event = self._event(record.request_id, call.task, caller, request, operation="embed",
+                            input=call.inputs, params=GenerationParams(dimensions=call.dimensions),
+                            metadata=call.metadata)
+        response = await self._answer(event, request, record)
+        return Response(embeddings_body(response, call), 200, self._headers(response), JSON)
+
+    async def _answer(self, event: RequestEvent, request: Request, record: CallRecord
+                      ) -> ResponseEvent:
+        """The response to ``event``, or its error as a GatewayError."""
+        started = time.perf_counter()
         PENDING.set(len(self.gateway.pending))
         response = await self.gateway.call(event, request.headers.get("idempotency-key") or None)
         # an idempotent retry answers for the first call
@@ -89,9 +108,10 @@ class Api:
         if response.status == "error":
             late = time.perf_counter() - started >= event.latency_budget_ms / 1000
             raise from_error_info(response.error, deadline_passed=late)
-        return self._render(response, call)
+        return response
 
-    def _event(self, rid: str, call: ChatCall, caller: Caller, request: Request) -> RequestEvent:
+    def _event(self, rid: str, task: str, caller: Caller, request: Request,
+               **content) -> RequestEvent:
         headers = request.headers
         budget = headers.get(BUDGET_HEADER)
         try:
@@ -99,9 +119,8 @@ class Api:
         except ValueError:
             raise bad_request(f"{BUDGET_HEADER} must be an integer (milliseconds)") from None
         fields = {
-            "request_id": rid, "task": call.task, "messages": call.messages,
-            "params": call.params, "caller": caller, "reply_to": self.reply_topic,
-            "latency_budget_ms": budget_ms, "metadata": call.metadata,
+            "request_id": rid, "task": task, "caller": caller, "reply_to": self.reply_topic,
+            "latency_budget_ms": budget_ms, **content,
         }
         for header, name in (("x-modelbus-data-class", "data_class"),
                              ("x-modelbus-region", "region"),
@@ -114,15 +133,20 @@ class Api:
             err = exc.errors(include_url=False)[0]
             where = str(err["loc"][0]) if err["loc"] else ""
             if where == "task":
-                raise unknown_model(call.task) from None
+                raise unknown_model(task) from None
             raise bad_request(f"{where}: {err['msg']}", where or None) from None
 
-    def _render(self, response: ResponseEvent, call: ChatCall) -> Response:
-        rid = response.request_id
-        headers = {"x-request-id": rid, "x-modelbus-models": ",".join(response.models),
+    @staticmethod
+    def _headers(response: ResponseEvent) -> dict[str, str]:
+        headers = {"x-request-id": response.request_id,
+                   "x-modelbus-models": ",".join(response.models),
                    "x-modelbus-status": response.status}
         if response.policy_version:
             headers["x-modelbus-policy-version"] = response.policy_version
+        return headers
+
+    def _render(self, response: ResponseEvent, call: ChatCall) -> Response:
+        rid, headers = response.request_id, self._headers(response)
         call_id, created = "chatcmpl-" + rid.removeprefix("gw-"), int(time.time())
         if not call.stream:
             return Response(completion_body(response, call_id, created, call.task), 200,

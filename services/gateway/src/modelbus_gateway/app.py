@@ -15,9 +15,10 @@ import sys
 from aiokafka.errors import MessageSizeTooLargeError
 from modelbus_router.policy import PolicyError
 from modelbus_router.reload import PolicySource
+from modelbus_runtime.claimcheck import build_blob_store
 from modelbus_runtime.redis import build_redis
 from modelbus_runtime.service import Service, ServiceContext, run_service
-from modelbus_schemas import RequestEvent, encode
+from modelbus_schemas import RequestEvent
 from modelbus_schemas.topics import REQUESTS
 from pydantic import ValidationError
 
@@ -29,6 +30,7 @@ from modelbus_gateway.correlation import PendingReplies
 from modelbus_gateway.errors import event_too_large
 from modelbus_gateway.gateway import Gateway
 from modelbus_gateway.idempotency import IdempotencyStore
+from modelbus_gateway.large_content import RequestFitter
 from modelbus_gateway.replies import ReplyListener, reply_topic_for
 from modelbus_gateway.settings import GatewaySettings
 
@@ -45,8 +47,12 @@ async def build(ctx: ServiceContext) -> Service:
     reply_topic = settings.reply_topic or reply_topic_for(settings.instance_id)
     producer = ctx.producer
 
+    fitter = RequestFitter(build_blob_store(settings),
+                           threshold_bytes=settings.claim_check_threshold_bytes,
+                           max_message_bytes=settings.max_message_bytes)
+
     async def publish(request: RequestEvent) -> None:
-        value = encode(request)
+        value = await fitter.encoded(request)  # large content by claim check
         check_event_size(value, settings.max_request_bytes)  # what the router reads
         try:
             await producer.publish_bytes(REQUESTS, key=request.request_id, value=value,
@@ -77,6 +83,7 @@ async def build(ctx: ServiceContext) -> Service:
         with contextlib.suppress(asyncio.CancelledError):
             await watcher
         await redis.aclose()
+        await fitter.store.close()
 
     return Service(consumers=[listener], closers=[close], routes=api.routes())
 

@@ -15,15 +15,12 @@ content) and before budgets are reserved. Knows nothing of Kafka.
 
 from __future__ import annotations
 
-from modelbus_runtime.claimcheck import BlobStore, check_out, part_bytes
+from modelbus_runtime.claimcheck import BlobStore
+from modelbus_runtime.claimcheck_fit import HEADER_ROOM_BYTES, fit_messages
 from modelbus_schemas import ErrorCode, TaskEvent
 from modelbus_schemas.codec import encode
-from modelbus_schemas.content import BlobPart
 
 from modelbus_router.errors import RoutingError
-
-#: Room left in a message for its key and headers (CloudEvents, trace context, signature).
-HEADER_ROOM_BYTES = 16 * 1024
 
 
 class _PutOnce:
@@ -57,22 +54,11 @@ class ClaimCheck:
         return [await self._fit(store, task) for task in tasks]
 
     async def _fit(self, store: _PutOnce, task: TaskEvent) -> TaskEvent:
-        size = len(encode(task))
-        if size <= min(self.threshold, self.limit):
-            return task  # no part can be above the threshold, and it fits
-        messages = await check_out(store, task.tenant, task.messages, self.threshold)
+        messages, size = await fit_messages(
+            store, task.tenant, task.messages,
+            lambda ms: len(encode(task.model_copy(update={"messages": ms}))),
+            threshold_bytes=self.threshold, limit_bytes=self.limit)
         task = task.model_copy(update={"messages": messages})
-        size = len(encode(task))
-        for _ in range(3):  # a reference is small but not nothing: converge in a few passes
-            inline = sum(len(part_bytes(p)) for m in messages for p in m.parts()
-                         if not isinstance(p, BlobPart))
-            if size <= self.limit or not inline:
-                break
-            budget = max(0, inline - (size - self.limit) - 1024)
-            messages = await check_out(store, task.tenant, messages, self.threshold,
-                                       budget_bytes=budget)
-            task = task.model_copy(update={"messages": messages})
-            size = len(encode(task))
         if size > self.limit:
             raise RoutingError(ErrorCode.PAYLOAD_TOO_LARGE, (
                 f"the request does not fit on the bus: {size} bytes after claim check, the "
