@@ -37,10 +37,12 @@ from tests.observability.traffic import drive_request_path
 TARGET_LABELS = {"job", "instance", "pod", "namespace", "service", "endpoint", "container",
                  "provider"}
 SERIES_LABELS = {"le", "quantile"}
-#: Series from other exporters: Strimzi's Kafka exporter (kafka_exporter), Prometheus itself.
+#: Series from other exporters: Strimzi's Kafka exporter (kafka_exporter), kube-state-metrics
+#: (kube-prometheus-stack), Prometheus itself.
 EXTERNAL = {
     "kafka_topic_partition_current_offset": {"topic", "partition"},
     "kafka_consumergroup_lag": {"consumergroup", "topic", "partition"},
+    "kube_cronjob_status_last_successful_time": {"namespace", "cronjob"},
     "up": set(),
 }
 #: Python modules whose metrics the services register (for families without a sample yet).
@@ -215,7 +217,7 @@ def test_rules_pass_promtool_check_rules(tmp_path):
 
 
 #: Series shaped like the real ones (the exporter's and services' label names) and what each
-#: alert must say when it fires: (alert, evaluation time, labels, rendered summary).
+#: alert must say when it fires: (alert, evaluation time, labels, rendered annotations).
 INPUT_SERIES = [
     ('kafka_topic_partition_current_offset{topic="modelbus.tasks.openai.v1.dlq", partition="0"}',
      "10 10 12 12 12"),
@@ -224,16 +226,23 @@ INPUT_SERIES = [
     ('modelbus_policy_reload_refused{job="router", pod="router-1"}', "0 1x10"),
     ('modelbus_gateway_calls_total{status="504", job="gateway"}', "0+10x20"),
     ('modelbus_gateway_calls_total{status="200", job="gateway"}', "0+10x20"),
+    # last success at t=0, then none: 26 h later plus the 30 m of "for", the alert fires
+    ('kube_cronjob_status_last_successful_time{namespace="modelbus", cronjob="modelbus-postgres-backup"}',
+     "0x2000"),
 ]
 FIRING = [
     ("ModelbusDeadLetters", "3m", {"topic": "modelbus.tasks.openai.v1.dlq"},
-     "Messages dead-lettered on modelbus.tasks.openai.v1.dlq"),
+     {"summary": "Messages dead-lettered on modelbus.tasks.openai.v1.dlq"}),
     ("ModelbusConsumerLagHigh", "15m",
      {"consumergroup": "modelbus-worker-openai", "topic": "modelbus.tasks.openai.v1"},
-     "modelbus-worker-openai is 6000 messages behind on modelbus.tasks.openai.v1"),
+     {"summary": "modelbus-worker-openai is 6000 messages behind on modelbus.tasks.openai.v1"}),
     ("ModelbusPolicyReloadRefused", "8m", {"job": "router", "pod": "router-1"},
-     "router router-1 refused its policy file and serves the last good version"),
-    ("ModelbusGatewayErrors", "16m", {}, "50% of gateway calls end in a 5xx"),
+     {"summary": "router router-1 refused its policy file and serves the last good version"}),
+    ("ModelbusGatewayErrors", "16m", {}, {"summary": "50% of gateway calls end in a 5xx"}),
+    ("ModelbusAuditBackupMissing", "1600m", {"namespace": "modelbus", "cronjob": "modelbus-postgres-backup"},
+     {"summary": "No successful audit database backup in 1d 2h 40m 0s (modelbus)",
+      "description": "kubectl -n modelbus get jobs -l app.kubernetes.io/name=postgres-backup; "
+                     "logs of the last failed Job. docs/backup.md."}),
 ]
 
 
@@ -244,8 +253,8 @@ def test_exporter_policy_and_gateway_alerts_fire_on_real_shaped_series(tmp_path)
     (tmp_path / "rules.yaml").write_text(yaml.safe_dump({"groups": rule["spec"]["groups"]}))
     cases = [{"eval_time": at, "alertname": alert, "exp_alerts": [{
         "exp_labels": {**rules[alert]["labels"], **labels},
-        "exp_annotations": {**rules[alert]["annotations"], "summary": summary}}]}
-        for alert, at, labels, summary in FIRING]
+        "exp_annotations": {**rules[alert]["annotations"], **rendered}}]}
+        for alert, at, labels, rendered in FIRING]
     (tmp_path / "tests.yaml").write_text(yaml.safe_dump({
         "rule_files": ["rules.yaml"], "evaluation_interval": "1m",
         "tests": [{"interval": "1m", "alert_rule_test": cases,

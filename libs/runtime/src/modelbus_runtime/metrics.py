@@ -74,8 +74,9 @@ def bounded_label(kind: str) -> BoundedLabel:
     return BoundedLabel(getattr(settings, f"metrics_{kind}"), settings.metrics_label_limit)
 
 
-#: ``team`` on tokens and cost (adapter worker), ``scope`` of budgets.
+#: ``team`` on tokens and cost (adapter worker).
 TEAM_LABEL = bounded_label("teams")
+#: ``scope`` of budgets (``team:<name>`` takes one value per team with ``name: '*'``).
 BUDGET_SCOPE_LABEL = BoundedLabel(limit=MetricLabelSettings().metrics_label_limit)
 
 MESSAGES_HANDLED = Counter(
