@@ -39,6 +39,9 @@ test-faults: install
 bench: install
 	$(UV) run python bench/run_all.py
 
+bench-audit: install
+	$(UV) run python bench/audit_bench.py
+
 schemas: install
 	$(UV) run python -m modelbus_schemas.jsonschema
 	$(UV) run python -m modelbus_schemas.asyncapi

@@ -1,12 +1,16 @@
-"""Audit ingest throughput: rows/s from Kafka-shaped messages into the audit store, on
-PostgreSQL and SQLite, through the code path the audit consumer runs per batch (parse the
-message → privacy redaction → hash-chain seal → one transaction per batch). No broker: this
-measures the store side of the consumer.
+"""The audit store at compliance scale, on PostgreSQL and SQLite: fills a store through the
+audit consumer's own per-batch code (parse the message → privacy redaction → hash-chain seal
+→ one transaction per batch, rollup and callers included) with requests spread over 30 days
+(5 tenants, 20 teams, 6 models; request → task → result → response, 1 result in 20 failed),
+then prints ingestion rate, lineage lookup, time-window search, filtered search, usage report,
+export time and peak memory, and verify time (incremental from the last signed checkpoint,
+made one hour before the end, and full).
 
-    uv run python bench/audit_bench.py [--rows 20000] [--batch 500] [--mode redact]
+    uv run python bench/audit_bench.py [--events 1000000] [--batch 500] [--only sqlite]
 
-PostgreSQL is ``DATABASE_URL``'s server (else 127.0.0.1:5432 as ``postgres``) in a fresh
-database dropped afterwards; SQLite is a file in a temporary folder. Prints rows/s per store.
+No broker: this measures the store side of the consumer. PostgreSQL is ``DATABASE_URL``'s
+server (else 127.0.0.1:5432 as ``postgres``) in a fresh database dropped afterwards; SQLite is
+a file in a temporary folder. ``--rows`` is the old name of ``--events``.
 """
 
 from __future__ import annotations
@@ -14,80 +18,257 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
+import random
+import statistics
 import tempfile
+import threading
 import time
-import uuid
-from datetime import UTC, datetime
+import zlib
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Iterator
+from datetime import UTC, datetime, timedelta
 
+import psutil
+from modelbus_audit import export
 from modelbus_audit.privacy import PrivacyPolicy, protect
+from modelbus_audit.queries import Filters, cursor_of
 from modelbus_audit.record import AuditRecord
 from modelbus_audit.store import AuditStore
+from modelbus_audit.views import Role
+from modelbus_runtime.signing import KeyRing
+from modelbus_schemas import (
+    Caller,
+    ChatMessage,
+    ModelRef,
+    RequestEvent,
+    ResponseEvent,
+    ResultEvent,
+    RoutingDecision,
+    TaskEvent,
+    Usage,
+)
 from modelbus_schemas import cloudevents as ce
-from modelbus_schemas.topics import REQUESTS, RESULTS
+from modelbus_schemas.identity import scoped_id
+from modelbus_schemas.topics import REQUESTS, RESPONSES, RESULTS, tasks_topic
 from modelbus_testing.pg import temporary_postgres_database
 
 PARTITIONS = 6
+DAYS = 30
+TENANTS = [f"tenant-{i}" for i in range(5)]
+TEAMS = [f"team-{i:02d}" for i in range(20)]
+MODELS = [("openai", "gpt-4o-mini"), ("openai", "gpt-4o"), ("anthropic", "claude-haiku"),
+          ("anthropic", "claude-sonnet"), ("gemini", "gemini-flash"), ("gemini", "gemini-pro")]
+RING = KeyRing.parse("bench:" + "b" * 32)
+END = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+START = END - timedelta(days=DAYS)
+Message = tuple
 
 
-def messages(count: int) -> list[tuple]:
-    """Alternating request and result messages over 6 partitions, each with a unique id."""
-    now = datetime.now(UTC)
-    out = []
-    for i in range(count):
-        rid = f"bench-{uuid.uuid4().hex[:12]}"
-        if i % 2 == 0:
-            body = {"request_id": rid, "task": "summarize",
-                    "messages": [{"role": "user", "content": f"Summarise item {i}; mail "
-                                  f"ana{i}@example.com or call +44 20 7946 0958."}],
-                    "caller": {"tenant": "acme", "team": "support", "user": f"u{i % 50}"},
-                    "data_class": "internal"}
-            topic, ce_type = REQUESTS, ce.TYPE_REQUEST
-        else:
-            body = {"event_id": f"{rid}:res", "request_id": rid, "task": "summarize",
-                    "part_id": 0, "parts_total": 1, "provider": "openai",
-                    "model": "gpt-4o-mini", "status": "ok", "text": "A short answer.",
-                    "usage": {"input_tokens": 40, "output_tokens": 12}, "cost_usd": 0.00002,
-                    "latency_ms": 120.0, "received_at": now.isoformat(),
-                    "policy_version": "v1"}
-            topic, ce_type = RESULTS, ce.TYPE_RESULT
-        headers = ce.ce_headers(event_id=f"{rid}:{i}", ce_type=ce_type, source="bench", time=now)
-        out.append((topic, i % PARTITIONS, i // PARTITIONS, rid.encode(),
-                    json.dumps(body).encode(), headers, int(now.timestamp() * 1000)))
-    return out
+def _templates() -> dict[str, dict]:
+    """One valid event of each kind as JSON-ready dicts; requests are made by editing them."""
+    caller = Caller(tenant="t", team="x", user="u")
+    messages = [ChatMessage(role="user", content="Summarise: mail ana@example.com please.")]
+    ref = ModelRef(provider="openai", model="gpt-4o-mini")
+    decision = RoutingDecision(policy_version="v7", route="r", strategy="single", selected=[ref],
+                               rejected=[], decided_at=START)
+    scope = scoped_id("t", "r")
+    common = {"request_id": "r", "task": "summarize"}
+    return {
+        "request": RequestEvent(**common, messages=messages, caller=caller,
+                                data_class="internal").model_dump(mode="json"),
+        "task": TaskEvent(**common, event_id=TaskEvent.make_id(scope, 0), part_id=0,
+                          parts_total=1, provider="openai", model="gpt-4o-mini",
+                          messages=messages, caller=caller, data_class="internal",
+                          received_at=START, decision=decision).model_dump(mode="json"),
+        "result": ResultEvent(**common, event_id=ResultEvent.make_id(scope, 0), tenant="t",
+                              part_id=0, parts_total=1, provider="openai", model="gpt-4o-mini",
+                              status="ok", text="A short answer.",
+                              usage=Usage(input_tokens=40, output_tokens=12), cost_usd=0.00002,
+                              latency_ms=120.0, received_at=START,
+                              policy_version="v7").model_dump(mode="json"),
+        "response": ResponseEvent(**common, event_id=ResponseEvent.make_id(scope), tenant="t",
+                                  status="ok", output="A short answer.",
+                                  models=["openai/gpt-4o-mini"], cost_usd=0.00002,
+                                  policy_version="v7",
+                                  created_at=START).model_dump(mode="json"),
+    }
 
 
-async def ingest(url: str, batch: list[tuple], size: int, policy: PrivacyPolicy) -> float:
-    store = await AuditStore.open(url)
+def messages(events: int, seed: int = 7) -> Iterator[tuple[datetime, list[Message]]]:
+    """(request time, its 4 messages) for ``events // 4`` requests, oldest first."""
+    rng, t = random.Random(seed), _templates()
+    offsets: defaultdict[tuple[str, int], int] = defaultdict(int)
+    requests = max(1, events // 4)
+    step = (END - START) / requests
+    for i in range(requests):
+        at = START + step * i
+        tenant, team = rng.choice(TENANTS), rng.choice(TEAMS)
+        provider, model = rng.choice(MODELS)
+        rid, failed = f"bench-{i:08d}", rng.random() < 0.05
+        scope = scoped_id(tenant, rid)
+        caller = {"tenant": tenant, "team": team, "user": f"user-{rng.randrange(200)}"}
+        ids = {"request_id": rid}
+        request = {**t["request"], **ids, "caller": caller}
+        task = {**t["task"], **ids, "caller": caller, "provider": provider, "model": model,
+                "event_id": TaskEvent.make_id(scope, 0)}
+        result = {**t["result"], **ids, "tenant": tenant, "provider": provider, "model": model,
+                  "event_id": ResultEvent.make_id(scope, 0), "cost_usd": rng.random() / 1000}
+        if failed:
+            result.update(status="error", text=None, usage=None, cost_usd=0.0,
+                          error={"code": "provider_terminal", "message": "bad request"})
+        response = {**t["response"], **ids, "tenant": tenant,
+                    "event_id": ResponseEvent.make_id(scope), "status": "error" if failed
+                    else "ok", "models": [f"{provider}/{model}"]}
+        out = []
+        for n, (topic, kind, body, ce_type) in enumerate((
+                (REQUESTS, "request", request, ce.TYPE_REQUEST),
+                (tasks_topic(provider), "task", task, ce.TYPE_TASK),
+                (RESULTS, "result", result, ce.TYPE_RESULT),
+                (RESPONSES, "response", response, ce.TYPE_RESPONSE))):
+            when = at + timedelta(milliseconds=100 * n)
+            partition = zlib.crc32(rid.encode()) % PARTITIONS
+            offset = offsets[(topic, partition)]
+            offsets[(topic, partition)] += 1
+            headers = ce.ce_headers(event_id=body.get("event_id") or f"request:{scope}",
+                                    ce_type=ce_type, source="bench", time=when)
+            out.append((topic, partition, offset, rid.encode(), json.dumps(body).encode(),
+                        headers, int(when.timestamp() * 1000)))
+        yield at, out
+
+
+async def fill(store: AuditStore, events: int, batch: int, policy: PrivacyPolicy) -> dict:
+    """Ingest through the consumer's per-batch path; checkpoint every tenth of the fill and
+    once an hour before the end. Returns the rate and a sample of (tenant, request id)."""
+    pending: list[Message] = []
+    written, sample = 0, []
+    started, cpu = time.perf_counter(), time.process_time()
+    checkpoint_at, last_hour_checkpointed = max(batch, events // 10), False
+
+    async def flush() -> None:
+        nonlocal written
+        records = [protect(AuditRecord.from_message(*m), policy) for m in pending]
+        written += await store.write(records)
+        pending.clear()
+
+    for at, group in messages(events):
+        if not last_hour_checkpointed and at >= END - timedelta(hours=1):
+            await flush()
+            await store.checkpoint()
+            last_hour_checkpointed = True
+        pending.extend(group)
+        if len(sample) < 2000 and random.random() < 0.01:
+            sample.append((json.loads(group[0][4])["caller"]["tenant"], group[0][3].decode()))
+        if len(pending) >= batch:
+            await flush()
+            if written // checkpoint_at != (written - batch) // checkpoint_at:
+                await store.checkpoint()
+    await flush()
+    seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
+    return {"events": written, "rate": written / seconds, "seconds": seconds, "sample": sample,
+            "per_cpu_s": written / cpu}
+
+
+async def latency(call: Callable[[], Awaitable], runs: int) -> str:
+    times = []
+    for _ in range(runs):
+        began = time.perf_counter()
+        await call()
+        times.append((time.perf_counter() - began) * 1000)
+    times.sort()
+    p95 = times[min(len(times) - 1, int(len(times) * 0.95))]
+    return f"median {statistics.median(times):8.1f} ms  p95 {p95:8.1f} ms"
+
+
+class PeakRss:
+    """Peak resident memory above the start while the block runs (sampled every 10 ms)."""
+
+    def __enter__(self):
+        self.process, self.stop = psutil.Process(), threading.Event()
+        self.base = self.peak = self.process.memory_info().rss
+        self.thread = threading.Thread(target=self._sample, daemon=True)
+        self.thread.start()
+        return self
+
+    def _sample(self) -> None:
+        while not self.stop.wait(0.01):
+            self.peak = max(self.peak, self.process.memory_info().rss)
+
+    def __exit__(self, *exc) -> None:
+        self.stop.set()
+        self.thread.join()
+
+    @property
+    def mb(self) -> float:
+        return (self.peak - self.base) / 2**20
+
+
+async def export_run(store: AuditStore, filters: Filters, limit: int | None) -> str:
+    with PeakRss() as memory, open(os.devnull, "wb") as sink:  # noqa: ASYNC230
+        began = time.perf_counter()
+        rows = await export.write_export(export.iter_rows(store, filters, Role.COMPLIANCE,
+                                                          limit), "parquet", sink)
+        seconds = time.perf_counter() - began
+    return f"{rows:9d} rows {seconds:7.1f} s  peak +{memory.mb:6.1f} MB RSS"
+
+
+async def measure(url: str, name: str, events: int, batch: int, policy: PrivacyPolicy) -> None:
+    store = await AuditStore.open(url, ring=RING)
     try:
-        started = time.perf_counter()
-        for start in range(0, len(batch), size):
-            records = [protect(AuditRecord.from_message(*m), policy)
-                       for m in batch[start : start + size]]
-            await store.write(records)
-        elapsed = time.perf_counter() - started
-        assert await store.count() == len(batch)
+        filled = await fill(store, events, batch, policy)
+        print(f"\n{name}: {filled['events']} events in {filled['seconds']:.0f} s")
+        print(f"  ingestion            {filled['rate']:10.0f} events/s wall, "
+              f"{filled['per_cpu_s']:.0f} per CPU-second of this process "
+              f"(load average {os.getloadavg()[0]:.1f})")
+        rng = random.Random(3)
+        sample = filled["sample"]
+        print("  lineage lookup       " + await latency(
+            lambda: store.lineage(rng.choice(sample)[1], rng.choice(sample)[0]), 50))
+        print("  1-hour window search " + await latency(lambda: store.search(Filters(
+            since=(w := START + timedelta(hours=rng.randrange(DAYS * 24))),
+            until=w + timedelta(hours=1)), 100), 30))
+        print("  team+status search   " + await latency(lambda: store.search(Filters(
+            team=rng.choice(TEAMS), status="error"), 100), 30))
+        deep = await store.search(Filters(tenant=TENANTS[1]), 1000)
+        print("  tenant page 2 (keyset)" + await latency(
+            lambda: store.search(Filters(tenant=TENANTS[1]), 100, cursor_of(deep[-1])),
+            30))
+        print("  usage report, 1 day  " + await latency(lambda: store.usage_report(Filters(
+            since=END - timedelta(days=1))), 20))
+        print("  usage report, 30 days" + await latency(lambda: store.usage_report(Filters(
+            since=START)), 20))
+        tenth = Filters(since=END - timedelta(days=DAYS / 10))
+        print("  export parquet 1/10  " + await export_run(store, tenth, None))
+        print("  export parquet all   " + await export_run(store, Filters(), None))
+        began = time.perf_counter()
         report = await store.verify()
-        assert report.ok, report.describe()
-        return len(batch) / elapsed
+        print(f"  verify incremental   {time.perf_counter() - began:7.2f} s  "
+              f"({report.rows_checked} rows since the checkpoints, ok={report.ok})")
+        began = time.perf_counter()
+        report = await store.verify(full=True, workers=os.cpu_count() or 1)
+        print(f"  verify full          {time.perf_counter() - began:7.2f} s  "
+              f"({report.rows_checked} rows, {os.cpu_count()} processes, ok={report.ok})")
     finally:
         await store.close()
 
 
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rows", type=int, default=20_000)
+    parser.add_argument("--events", "--rows", type=int, default=1_000_000)
     parser.add_argument("--batch", type=int, default=500)
     parser.add_argument("--mode", default="redact", choices=("full", "redact", "hashes"))
+    parser.add_argument("--only", choices=("postgresql", "sqlite"), default=None)
     args = parser.parse_args()
     policy = PrivacyPolicy(args.mode)
-    print(f"audit ingest: {args.rows} rows, batches of {args.batch}, text mode {args.mode}")
-    with temporary_postgres_database("modelbus_audit_bench") as pg_url:
-        rate = await ingest(pg_url, messages(args.rows), args.batch, policy)
-        print(f"  postgresql: {rate:10.0f} rows/s")
-    with tempfile.TemporaryDirectory() as folder:
-        rate = await ingest(f"sqlite+aiosqlite:///{folder}/audit.db", messages(args.rows),
-                            args.batch, policy)
-        print(f"  sqlite:     {rate:10.0f} rows/s")
+    print(f"audit store bench: {args.events} events, batches of {args.batch}, "
+          f"text mode {args.mode}, {os.cpu_count()} CPUs")
+    if args.only != "sqlite":
+        with temporary_postgres_database("modelbus_audit_bench") as pg_url:
+            await measure(pg_url, "postgresql", args.events, args.batch, policy)
+    if args.only != "postgresql":
+        with tempfile.TemporaryDirectory() as folder:
+            await measure(f"sqlite+aiosqlite:///{folder}/audit.db", "sqlite", args.events,
+                          args.batch, policy)
 
 
 if __name__ == "__main__":

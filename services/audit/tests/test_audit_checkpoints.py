@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import uuid
 
-from modelbus_audit import checkpoints
+from modelbus_audit import checkpoints, verify_parallel
 from modelbus_audit.store import AuditStore
 from modelbus_runtime.signing import KeyRing
 from sqlalchemy import text
@@ -67,7 +67,8 @@ async def test_a_rewritten_anchor_or_forged_checkpoint_is_reported(store, store_
 
 
 async def test_full_verify_in_processes_checkpoints_the_verified_heads(
-        store, store_url, new_flow):
+        store, store_url, new_flow, monkeypatch):
+    monkeypatch.setattr(verify_parallel, "PARALLEL_MIN_ROWS", 1)  # processes for a small store
     signed = await _signed(store_url)
     try:
         for i in range(3):
@@ -83,3 +84,9 @@ async def test_full_verify_in_processes_checkpoints_the_verified_heads(
         assert "no longer carries the signed row_hash" in (await signed.verify()).describe()
     finally:
         await signed.close()
+
+
+def test_chains_are_shared_between_processes_by_rows():
+    heads = {"a": (90, ""), "b": (50, ""), "c": (40, ""), "d": (10, "")}
+    assert sorted(map(sorted, verify_parallel.groups(list(heads), heads, 2))) == [
+        ["a", "d"], ["b", "c"]]

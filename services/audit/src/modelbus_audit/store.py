@@ -277,7 +277,8 @@ class AuditStore:
             starts, forged = {}, []
             if ring is not None and not full:
                 starts, forged = await checkpoints.newest(connection, ring)
-            split = full and workers > 1 and verify_parallel.can_split(self.url)
+            split = (full and verify_parallel.worth_it(heads, workers)
+                     and verify_parallel.can_split(self.url))
             if not split:
                 results = await verify_mod.walk(connection, chains, heads, starts, progress)
         if split:
