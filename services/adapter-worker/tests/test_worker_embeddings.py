@@ -131,3 +131,12 @@ async def test_worker_embeddings_on_anthropic_are_a_clear_terminal_error():
     assert transport.bodies == []
     assert result.status == "error" and result.error.code == ErrorCode.INVALID_REQUEST
     assert "no embeddings API" in result.error.message
+
+
+def test_worker_openai_embedding_batches_stay_under_the_token_limit():
+    from modelbus_adapter_worker.adapters.embeddings import OPENAI_BATCH_CHARS, batches
+
+    big = "x" * 250_000
+    assert [len(b) for b in batches([big, big, big, "y"], 2048, OPENAI_BATCH_CHARS)] == [2, 2]
+    assert batches(["a" * 700_000, "b"], 2048, OPENAI_BATCH_CHARS) == [["a" * 700_000], ["b"]]
+    assert batches([], 100) == []

@@ -3,7 +3,10 @@ batches, and each batch's answer read back in input order.
 
 * OpenAI and self-hosted OpenAI-compatible servers (vLLM, Ollama): ``POST {base}/embeddings``
   with ``input`` (a list), ``dimensions`` when asked and ``encoding_format: float``; at most
-  2,048 inputs a call (https://platform.openai.com/docs/api-reference/embeddings/create).
+  2,048 inputs and 300,000 tokens a call
+  (https://platform.openai.com/docs/api-reference/embeddings/create): a batch is also closed
+  before it passes ``OPENAI_BATCH_CHARS`` characters (at worst about two characters a
+  token, so under the token limit; an input longer than that goes alone).
   ``data[].index`` places each vector; ``usage.prompt_tokens`` counts the input.
 * Gemini: ``POST {base}/models/{model}:batchEmbedContents`` with ``requests[]`` of
   ``{model, content: {parts: [{text}]}, outputDimensionality}``; at most 100 requests a call
@@ -24,13 +27,25 @@ from modelbus_adapter_worker.adapters import Completion, HttpRequest
 from modelbus_adapter_worker.errors import ProviderError, from_error_body, malformed
 
 OPENAI_BATCH = 2048
+OPENAI_BATCH_CHARS = 600_000
 GEMINI_BATCH = 100
 _BAD_BODY = (orjson.JSONDecodeError, KeyError, IndexError, TypeError, ValueError,
              AttributeError)
 
 
-def batches(items: list[str], size: int) -> list[list[str]]:
-    return [items[i:i + size] for i in range(0, len(items), size)]
+def batches(items: list[str], size: int, max_chars: int | None = None) -> list[list[str]]:
+    """``items`` in order, at most ``size`` (and ``max_chars`` characters) a batch."""
+    out: list[list[str]] = []
+    chars = 0
+    for item in items:
+        full = bool(out) and (len(out[-1]) >= size or (
+            max_chars is not None and chars + len(item) > max_chars))
+        if not out or full:
+            out.append([])
+            chars = 0
+        out[-1].append(item)
+        chars += len(item)
+    return out
 
 
 def _vectors(raw: list, count: int) -> list[list[float]]:
@@ -50,7 +65,7 @@ class OpenAIEmbedder:
 
     def build(self, task: TaskEvent, inputs: list[str]) -> list[HttpRequest]:
         out = []
-        for batch in batches(inputs, self.batch_size):
+        for batch in batches(inputs, self.batch_size, OPENAI_BATCH_CHARS):
             body: dict = {"model": task.model, "input": batch, "encoding_format": "float"}
             if task.params.dimensions is not None:
                 body["dimensions"] = task.params.dimensions
