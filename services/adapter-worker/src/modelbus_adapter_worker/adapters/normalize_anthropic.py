@@ -13,7 +13,9 @@ https://docs.anthropic.com/en/docs/build-with-claude/vision.
 * empty text (``""`` or whitespace only, which the API refuses) is dropped, a turn left with
   no block is dropped; trailing whitespace of a final assistant (prefill) turn is cut.
 * roles alternate: consecutive turns of one role are merged into one; a conversation that
-  starts with the assistant gets a leading user turn (``LEADING_USER_TURN``).
+  starts with the assistant gets a leading user turn (``LEADING_USER_TURN``). The current
+  reference combines consecutive turns itself and accepts a leading assistant turn; older
+  API versions and Bedrock refuse both, so the request is made valid for all of them.
 * ``temperature`` is clamped to Anthropic's 0..1 (values above 1 become 1, so the shared
   default 1.0 means the same everywhere); with ``temperature`` set, ``top_p`` is not sent
   (current Claude models refuse both together).
