@@ -84,7 +84,7 @@ def writer_roles(topic: str) -> frozenset[str] | None:
 def source_topics() -> list[str]:
     """Every topic an event is published to, DLQs excluded."""
     return [REQUESTS, *(tasks_topic(p) for p in PROVIDERS), RESULTS, RESPONSES,
-            APPROVALS_PENDING, APPROVALS_DECISIONS]
+            APPROVALS_PENDING, APPROVALS_DECISIONS, DECISIONS_SHADOW]
 
 
 def all_topics() -> list[str]:

@@ -24,7 +24,6 @@ import sys
 from modelbus_runtime.circuit import CircuitBreakers
 from modelbus_runtime.consumer import EventConsumer
 from modelbus_runtime.inbound import Inbound
-from modelbus_runtime.kafka import ensure_topics
 from modelbus_runtime.logging import log_fields
 from modelbus_runtime.redis import build_redis
 from modelbus_runtime.service import Service, ServiceContext, run_service
@@ -36,7 +35,6 @@ from modelbus_schemas.topics import (
     DECISIONS_SHADOW,
     REQUESTS,
     RESPONSES,
-    dlq_topic,
     tasks_topic,
 )
 from pydantic import Field
@@ -47,6 +45,7 @@ from starlette.routing import Route
 from modelbus_router.claims import ClaimCheck
 from modelbus_router.engine import Outcome, RouterEngine
 from modelbus_router.errors import RoutingError
+from modelbus_router.gateway_content import inflate
 from modelbus_router.identity import Identity, admit, load_tenant_keys
 from modelbus_router.policy import PolicyError, load_policy
 from modelbus_router.reload import PolicySource
@@ -83,16 +82,16 @@ async def build(ctx: ServiceContext) -> Service:
     shadow = ShadowRouter(settings.shadow_policy_path) if settings.shadow_policy_path else None
     watchers = [asyncio.create_task(source.watch(settings.policy_reload_s))
                 for source in (policies, shadow.policies if shadow else None) if source]
-    if shadow is not None and settings.ensure_topics:
-        await ensure_topics(settings, [DECISIONS_SHADOW, dlq_topic(DECISIONS_SHADOW)])
 
     async def handle(message: Inbound) -> None:
         request = message.decode(RequestEvent)
         carry = message.passthrough_headers()
         try:
-            await admit(identity, policies.current.reply_topics, topics, request,
-                        topic=message.topic, key=message.key, value=message.value,
-                        headers=message.headers)
+            caller = await admit(identity, policies.current.reply_topics, topics, request,
+                                 topic=message.topic, key=message.key, value=message.value,
+                                 headers=message.headers)
+            if caller.gateway:  # the gateway's claim-checked content is screened as sent
+                request = await inflate(claims.store, request)
         except RoutingError as exc:  # never routed, never answered where it asked
             refusal = engine.refusal(request, exc)
             await producer.publish(RESPONSES, refusal, key=request.request_id,

@@ -18,16 +18,21 @@ from datetime import datetime
 
 from modelbus_audit.db import create_engine
 from modelbus_audit.tables import audit_events as ev
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import and_, case, func, null, or_, select
 
 from modelbus_router.replay.recorded import Recorded, request_of, then_of
 
 BATCH = 500
 _FOLLOWERS = ("task", "result", "response")
-_COLUMNS = [ev.c[name] for name in (
+_META = [ev.c[name] for name in (
     "id", "kind", "request_id", "event_time", "part_id", "tenant", "team", "caller_user",
     "task", "provider", "model", "data_class", "status", "cost_usd", "policy_version",
-    "error_code", "input_tokens", "output_tokens", "payload", "purged_at")]
+    "error_code", "input_tokens", "output_tokens", "purged_at")]
+_COLUMNS = [*_META, ev.c.payload]
+#: Of the rows that follow a request only a task's payload is read (its decision): results'
+#: and responses' payloads (answers) are not fetched or decoded.
+_FOLLOWER_COLUMNS = [*_META, case((ev.c.kind == "task", ev.c.payload),
+                                  else_=null()).label("payload")]
 
 
 @dataclass(frozen=True)
@@ -124,7 +129,7 @@ class AuditSource:
         tenants: dict[str, set] = defaultdict(set)
         for r in rows:
             tenants[r.request_id].add(r.tenant)
-        result = await conn.execute(select(*_COLUMNS).where(and_(
+        result = await conn.execute(select(*_FOLLOWER_COLUMNS).where(and_(
             ev.c.request_id.in_(ids), ev.c.kind.in_(_FOLLOWERS), ev.c.flags.is_(None),
             or_(ev.c.tenant.is_(None), ev.c.tenant.in_({r.tenant for r in rows if r.tenant})))))
         out: dict[tuple, list] = defaultdict(list)
