@@ -50,7 +50,9 @@ def test_sim_openai_refusals(sim, body, param):
         oai(sim).chat.completions.create(**body)
     assert exc.value.param == param
     assert exc.value.body["type"] == "invalid_request_error"
-    assert sim.stats()["total_calls"] == 0 and sim.stats()["rejected"]["openai_400"] == 1
+    stats = sim.stats()
+    assert stats["total_calls"] == 0 and stats["rejected"]["openai_400"] == 1
+    assert sum(stats["refused_by_rule"].values()) == 1
 
 
 def test_sim_openai_accepts_what_the_api_accepts(sim):
@@ -121,6 +123,9 @@ def test_sim_anthropic_role_order_rules_are_opt_in(sim):
         ant(sim).messages.create(model="claude", max_tokens=10, messages=leading_assistant)
     with pytest.raises(anthropic.BadRequestError, match="roles must alternate"):
         ant(sim).messages.create(model="claude", max_tokens=10, messages=two_users)
+    assert sim.stats()["refused_by_rule"] == {
+        "anthropic.first_user": 1, "anthropic.alternating_roles": 1
+    }
 
 
 GEMINI_USER = {"role": "user", "parts": [{"text": "hello"}]}

@@ -169,13 +169,14 @@ def routes(state: SimState) -> list[Route]:
         elif not isinstance(msgs, list) or not msgs:
             problem = "messages: at least one message is required"
         prompt = anthropic_prompt(msgs or [], body.get("system"))
+        v = None
         if problem is None:
             v = rules.run(rules_anthropic.CHECKS, body, state.rule_on)
             if v is None and prompt.images and not state.behaviour_for(model).vision:
                 v = rules.Violation("anthropic.images", *rules_anthropic.NO_VISION)
             problem = v and v.message
         if problem:
-            state.reject("anthropic_400")
+            state.reject("anthropic_400", v and v.rule)
             return error(400, problem)
         stream = body.get("stream") is True
         plan = state.plan(model, request.headers)

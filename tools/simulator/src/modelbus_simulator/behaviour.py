@@ -191,6 +191,7 @@ class SimState:
         self.request_keys: dict[str, int] = {}
         self.request_keys_dropped = 0
         self.rejected: dict[str, int] = {}
+        self.refused_by_rule: dict[str, int] = {}
         self.rules = {r.id: r.default for r in RULES.values()} | dict(self.initial.rules)
         self.embeddings: dict[str, dict[str, int]] = {}  # model -> calls, inputs
 
@@ -279,8 +280,11 @@ class SimState:
             return rng.gauss(0.0, b.jitter_ms)
         return rng.expovariate(1.0 / b.jitter_ms)
 
-    def reject(self, reason: str) -> None:
+    def reject(self, reason: str, rule: str | None = None) -> None:
+        """Count a refused request, and the request rule that refused it if any."""
         self.rejected[reason] = self.rejected.get(reason, 0) + 1
+        if rule is not None:
+            self.refused_by_rule[rule] = self.refused_by_rule.get(rule, 0) + 1
 
     def stats_json(self) -> dict[str, Any]:
         models: dict[str, Any] = {}
@@ -297,5 +301,6 @@ class SimState:
             "duplicate_request_keys": sum(1 for v in self.request_keys.values() if v > 1),
             "request_keys_dropped": self.request_keys_dropped,
             "rejected": dict(self.rejected),
+            "refused_by_rule": dict(self.refused_by_rule),
             "embeddings": {m: dict(v) for m, v in self.embeddings.items()},
         }

@@ -143,7 +143,7 @@ def routes(state: SimState) -> list[Route]:
         full = model_dims(state, model, 1536)
         v = _openai_problem(model, texts, dims, full, body.get("encoding_format"))
         if v is not None and state.rule_on(v.rule):
-            state.reject("openai_400")
+            state.reject("openai_400", v.rule)
             return openai_invalid(v)
         texts = texts or [""]
         failed = await _served(state, request, model, openai_error, len(texts))
@@ -183,7 +183,7 @@ async def gemini(state: SimState, request: Request, model: str, method: str, bod
         v = rules.Violation("gemini.batch_embed",
                             "* EmbedContentRequest.content: content is not specified")
     if v is not None:
-        state.reject("gemini_400")
+        state.reject("gemini_400", v.rule)
         return error(400, v.message, None)
     failed = await _served(state, request, model, error, len(texts))
     if failed is not None:

@@ -160,7 +160,7 @@ def routes(state: SimState) -> list[Route]:
         if v is None and prompt.images and not state.behaviour_for(model).vision:
             v = rules.Violation("gemini.images", *rules_gemini.NO_VISION)
         if v is not None:
-            state.reject("gemini_400")
+            state.reject("gemini_400", v.rule)
             return error(400, v.message)
         stream = method == "streamGenerateContent"
         sse_mode = stream and request.query_params.get("alt") == "sse"

@@ -183,7 +183,7 @@ def routes(state: SimState) -> list[Route]:
         if violation is None and prompt.images and not state.behaviour_for(model).vision:
             violation = rules.Violation("openai.images", *rules_openai.NO_VISION)
         if violation is not None:
-            state.reject("openai_400")
+            state.reject("openai_400", violation.rule)
             return invalid(violation)
         stream = body.get("stream") is True
         plan = state.plan(model, request.headers)
