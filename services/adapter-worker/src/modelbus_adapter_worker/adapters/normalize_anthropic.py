@@ -35,12 +35,13 @@ from __future__ import annotations
 from typing import Any
 
 from modelbus_schemas import ChatMessage, TaskEvent
-from modelbus_schemas.content import ImagePart, NamedToolChoice, TextPart
+from modelbus_schemas.content import ImagePart, NamedToolChoice
 
 from modelbus_adapter_worker.adapters.wire import (
     EMPTY_TURN,
     LEADING_USER_TURN,
     arguments_object,
+    content_parts,
     inline_image,
     json_instruction,
     merged_turns,
@@ -60,10 +61,10 @@ def _blocks(message: ChatMessage) -> list[dict]:
             result["content"] = message.text
         return [result]
     blocks: list[dict] = []
-    for part in message.parts():
-        if isinstance(part, TextPart):
-            if part.text.strip():
-                blocks.append({"type": "text", "text": part.text})
+    for part in content_parts(message):
+        if isinstance(part, str):
+            if part.strip():
+                blocks.append({"type": "text", "text": part})
         elif isinstance(part, ImagePart):
             blocks.append({"type": "image", "source": _image_source(part)})
         else:

@@ -36,11 +36,12 @@ import re
 from typing import Any
 
 from modelbus_schemas import ChatMessage, TaskEvent
-from modelbus_schemas.content import ImagePart, NamedToolChoice, TextPart, ToolCall
+from modelbus_schemas.content import ImagePart, NamedToolChoice, ToolCall
 
 from modelbus_adapter_worker.adapters.wire import (
     EMPTY_TURN,
     arguments_object,
+    content_parts,
     dumps,
     inline_image,
     json_instruction,
@@ -94,10 +95,10 @@ def _parts(message: ChatMessage, names: dict[str, str]) -> list[dict]:
                              "earlier assistant turn made, and names no function")
         return [{"functionResponse": {"name": name, "response": result_object(message.text)}}]
     parts: list[dict] = []
-    for part in message.parts():
-        if isinstance(part, TextPart):
-            if part.text:
-                parts.append({"text": part.text})
+    for part in content_parts(message):
+        if isinstance(part, str):
+            if part:
+                parts.append({"text": part})
         elif isinstance(part, ImagePart):
             parts.append(_image(part))
         else:

@@ -26,9 +26,14 @@ import re
 from typing import Any
 
 from modelbus_schemas import ChatMessage, TaskEvent
-from modelbus_schemas.content import ImagePart, NamedToolChoice, TextPart, ToolCall
+from modelbus_schemas.content import ImagePart, NamedToolChoice, ToolCall
 
-from modelbus_adapter_worker.adapters.wire import data_url, present, unresolved
+from modelbus_adapter_worker.adapters.wire import (
+    content_parts,
+    data_url,
+    present,
+    unresolved,
+)
 from modelbus_adapter_worker.prompt import prompt_of
 
 MAX_STOP = 4
@@ -44,9 +49,9 @@ def _content(message: ChatMessage) -> str | list[dict] | None:
     if message.content is None or isinstance(message.content, str):
         return message.content
     parts: list[dict] = []
-    for part in message.parts():
-        if isinstance(part, TextPart):
-            parts.append({"type": "text", "text": part.text})
+    for part in content_parts(message):
+        if isinstance(part, str):
+            parts.append({"type": "text", "text": part})
         elif isinstance(part, ImagePart):
             image: dict[str, Any] = {"url": data_url(part)}
             if part.detail:

@@ -10,7 +10,8 @@ from collections.abc import Iterable
 from typing import Any, NoReturn
 
 import orjson
-from modelbus_schemas.content import ImagePart, ResponseFormat, ToolCall
+from modelbus_schemas import ChatMessage
+from modelbus_schemas.content import ContentPart, ImagePart, ResponseFormat, TextPart, ToolCall
 
 # A turn inserted where a provider needs a user turn the conversation does not have (a
 # conversation that starts with the assistant; a message whose every part was empty).
@@ -35,6 +36,16 @@ def merged_turns(turns: Iterable[tuple[str, list[dict]]], key: str) -> list[dict
         else:
             merged.append({"role": role, key: list(items)})
     return merged
+
+
+def content_parts(message: ChatMessage) -> list[str | ContentPart]:
+    """The message's parts with text as plain strings (no part model is built for string
+    content: this is the hot path of every request build)."""
+    if message.content is None:
+        return []
+    if isinstance(message.content, str):
+        return [message.content]
+    return [p.text if isinstance(p, TextPart) else p for p in message.content]
 
 
 def unresolved(part: object) -> NoReturn:
