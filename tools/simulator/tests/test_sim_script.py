@@ -181,7 +181,8 @@ async def test_sim_latency_overlaps_across_concurrent_calls(sim):
         )
         elapsed = time.perf_counter() - t0
     assert all(r.status_code == 200 for r in rs)
-    assert elapsed < 5.0  # 200 x 300 ms serially would be 60 s
+    # 200 x 300 ms serially would be 60 s; half that proves overlap, even on a loaded box
+    assert elapsed < 30.0
     assert sim.stats()["models"]["m"]["calls"] == 200
 
 
