@@ -14,7 +14,8 @@ message the real API answers with -- or None.  Sources (ids in `rules.RULES`):
 * first turn a user turn, roles alternating: the current reference says consecutive turns
   "will be combined into a single turn" and no longer requires a leading user turn
   (https://docs.anthropic.com/en/api/messages, `messages`), so these two are off by default;
-  switch them on to mimic older API versions and Bedrock, which still refuse.
+  switch them on to mimic older API versions and Bedrock, which still refuse
+  (https://github.com/anthropics/anthropic-sdk-typescript/issues/622).
 """
 
 from __future__ import annotations

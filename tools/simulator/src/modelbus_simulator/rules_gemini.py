@@ -3,7 +3,8 @@
 under their camelCase or snake_case names, as the API accepts both.  Sources (ids in
 `rules.RULES`):
 
-* at most 5 `stopSequences`: https://ai.google.dev/api/generate-content#generationconfig
+* at most 5 `stopSequences` ("The set of character sequences (up to 5) that will stop
+  output generation"): https://ai.google.dev/api/generate-content#generationconfig
 * every content has parts and no part is empty (proto3: an empty `text` leaves the `data`
   oneof unset): https://ai.google.dev/api/caching#Content
 * a `functionResponse` turn answers the model's `functionCall` turn right before it, one
@@ -15,8 +16,10 @@ under their camelCase or snake_case names, as the API accepts both.  Sources (id
   https://ai.google.dev/api/caching#Blob
 * `responseSchema` / `responseJsonSchema` need `responseMimeType: application/json` and
   exclude each other: https://ai.google.dev/api/generate-content#generationconfig
-* at most 100 requests per `batchEmbedContents`:
-  https://ai.google.dev/api/embeddings#method:-models.batchembedcontents
+* at most 100 requests per `batchEmbedContents`: the reference
+  (https://ai.google.dev/api/embeddings#method:-models.batchembedcontents) does not state
+  the number; the API's own refusal, quoted here, is recorded in
+  https://github.com/langchain-ai/langchainjs/issues/4491
 """
 
 from __future__ import annotations
