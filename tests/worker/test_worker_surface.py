@@ -87,6 +87,15 @@ async def test_worker_json_schema_answer_is_parsed(strict_sim, redis_url, provid
     assert isinstance(result.parsed["count"], int) and json.loads(result.text) == result.parsed
 
 
+async def test_worker_json_object_answer_is_parsed(strict_sim, redis_url, provider):
+    model = unique(MODELS[provider])  # no message says "json": OpenAI would refuse as is
+    result = await run(strict_sim, redis_url, provider, model,
+                       params={"response_format": {"type": "json_object"}},
+                       text="Summarise the weather report.")
+    assert result.status == "ok", result.error
+    assert isinstance(result.parsed, dict) and json.loads(result.text) == result.parsed
+
+
 async def test_worker_image_reaches_the_model(strict_sim, redis_url, provider):
     model = unique(MODELS[provider])
     content = [{"type": "text", "text": "What is in this picture?"},
