@@ -226,3 +226,17 @@ def test_worker_anthropic_json_cut_at_max_tokens_is_output_invalid_not_a_retry()
     assert (c.text, c.finish_reason) == ('{"n": 12', "length")
     result = result_of(t, TargetRun("ok", completion=c))
     assert result.error.code == ErrorCode.OUTPUT_INVALID and "token limit" in result.error.message
+
+
+def test_worker_anthropic_whitespace_stop_sequences_are_enforced_on_the_output():
+    from modelbus_adapter_worker.executor import TargetRun
+    from modelbus_adapter_worker.outcome import result_of
+
+    t = task(params={"stop": ["\n", "END", " "]})
+    assert build(t).json["stop_sequences"] == ["END"]
+    only_blank = task(params={"stop": ["\n\n"]})
+    assert "stop_sequences" not in build(only_blank).json
+    answer = {"stop_reason": "max_tokens", "usage": {}, "content": [text("line one\n\nline two")]}
+    c = build_adapter("anthropic", "k").parse(orjson.dumps(answer))
+    result = result_of(only_blank, TargetRun("ok", completion=c))
+    assert (result.text, result.finish_reason) == ("line one", "stop")

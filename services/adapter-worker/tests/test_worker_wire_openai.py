@@ -157,3 +157,9 @@ def test_worker_openai_structured_output_refusal_is_content_filter():
         "role": "assistant", "content": None, "refusal": "I can't help with that."}}]}
     c = build_adapter("openai", "k").parse(orjson.dumps(body))
     assert (c.text, c.finish_reason) == ("I can't help with that.", "content_filter")
+
+
+def test_worker_openai_empty_stop_strings_are_not_sent():
+    assert build(task(params={"stop": ["", "a", "", "b", "c", "d", "e"]}))["stop"] == [
+        "a", "b", "c", "d"]
+    assert "stop" not in build(task(params={"stop": [""]}))

@@ -19,7 +19,9 @@ https://docs.anthropic.com/en/docs/build-with-claude/vision.
 * ``temperature`` is clamped to Anthropic's 0..1 (values above 1 become 1, so the shared
   default 1.0 means the same everywhere); with ``temperature`` set, ``top_p`` is not sent
   (current Claude models refuse both together).
-* ``stop_sequences``: all of them (no documented count limit; the contract allows 8).
+* ``stop_sequences``: all of them (no documented count limit; the contract allows 8) but
+  whitespace-only ones (``"\n"``), which the API refuses ("each stop sequence must contain
+  non-whitespace"); those are enforced on the output.
 * ``tools`` → ``{name, description, input_schema}``; ``tool_choice`` auto → ``auto``,
   required → ``any``, a named one → ``tool``, none → ``none``; ``parallel_tool_calls:
   false`` → ``disable_parallel_tool_use``.
@@ -47,6 +49,7 @@ from modelbus_adapter_worker.adapters.wire import (
     merged_turns,
     present,
     unresolved,
+    wire_stops,
 )
 from modelbus_adapter_worker.prompt import prompt_of
 
@@ -138,8 +141,9 @@ def body_of(task: TaskEvent, *, default_max_tokens: int) -> tuple[dict, dict]:
         body["temperature"] = min(params.temperature, 1.0)
     elif params.top_p is not None:
         body["top_p"] = params.top_p
-    if params.stop:
-        body["stop_sequences"] = params.stop
+    stops = wire_stops(params.stop, blank_ok=False)
+    if stops:
+        body["stop_sequences"] = stops
     if params.tools:
         body["tools"] = [present(name=t.name, description=t.description,
                                  input_schema=t.parameters) for t in params.tools]

@@ -15,7 +15,7 @@ https://ai.google.dev/gemini-api/docs/structured-output.
   ``name`` or, when absent, the name of the call with its ``tool_call_id`` earlier in the
   conversation (an unknown id cannot be answered: the request is invalid).
 * empty text parts (refused) are dropped, a turn left with no part is dropped.
-* at most 5 ``stopSequences``: the first 5 are sent, the rest enforced on the output.
+* at most 5 ``stopSequences``: the first 5 non-empty ones are sent, the rest enforced on the output.
 * ``tools`` → one ``functionDeclarations`` tool, parameters as ``parametersJsonSchema``
   (full JSON Schema, no conversion to the OpenAPI subset); ``toolConfig.
   functionCallingConfig.mode`` auto → ``AUTO``, none → ``NONE``, required → ``ANY``, a named
@@ -51,6 +51,7 @@ from modelbus_adapter_worker.adapters.wire import (
     stable_call_id,
     unresolved,
     url_media_type,
+    wire_stops,
 )
 from modelbus_adapter_worker.prompt import prompt_of
 
@@ -132,8 +133,7 @@ def body_of(task: TaskEvent) -> dict:
     if system:
         body["systemInstruction"] = {"parts": [{"text": system}]}
     config = present(maxOutputTokens=params.max_tokens, temperature=params.temperature,
-                     topP=params.top_p, stopSequences=params.stop[:MAX_STOP] if params.stop
-                     else None)
+                     topP=params.top_p, stopSequences=wire_stops(params.stop, MAX_STOP))
     if wants_json and not params.tools:
         config["responseMimeType"] = "application/json"
         if fmt.json_schema is not None:

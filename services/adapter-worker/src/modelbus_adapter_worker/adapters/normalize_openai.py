@@ -12,7 +12,7 @@ Reference: https://platform.openai.com/docs/api-reference/chat/create
 * ``response_format`` ``json_object`` / ``json_schema`` as the contract has them. OpenAI
   refuses ``json_object`` unless a message contains the word "json": a system line asking
   for a JSON object is added when none does.
-* at most 4 ``stop`` strings: the first 4 are sent, the rest are enforced on the output
+* at most 4 ``stop`` strings: the first 4 non-empty ones are sent, the rest are enforced on the output
   (:mod:`modelbus_adapter_worker.answer`).
 * reasoning models (o1, o3, o4 and gpt-5 families except gpt-5-chat) take no
   ``temperature`` / ``top_p`` (dropped) and ``max_completion_tokens`` (always, on
@@ -33,6 +33,7 @@ from modelbus_adapter_worker.adapters.wire import (
     data_url,
     present,
     unresolved,
+    wire_stops,
 )
 from modelbus_adapter_worker.prompt import prompt_of
 
@@ -100,7 +101,7 @@ def body_fields(task: TaskEvent, *, system: str, max_tokens_field: str) -> dict:
     body = present(**{max_tokens_field: params.max_tokens})
     if not (system == "openai" and is_reasoning(task.model)):
         body.update(present(temperature=params.temperature, top_p=params.top_p,
-                            stop=params.stop[:MAX_STOP] if params.stop else None))
+                            stop=wire_stops(params.stop, MAX_STOP)))
     if params.tools:
         body["tools"] = [{"type": "function", "function": present(
             name=t.name, description=t.description, parameters=t.parameters,

@@ -24,6 +24,15 @@ def present(**fields: Any) -> dict[str, Any]:
     return {name: value for name, value in fields.items() if value is not None}
 
 
+def wire_stops(stops: list[str] | None, limit: int | None = None, *,
+               blank_ok: bool = True) -> list[str] | None:
+    """The stop sequences a provider is sent: no empty ones (nor whitespace-only ones where
+    ``blank_ok`` is false), at most ``limit``; the rest are enforced on the output
+    (:mod:`modelbus_adapter_worker.answer`). None when none is left."""
+    kept = [s for s in stops or () if (s.strip() if not blank_ok else s)]
+    return kept[:limit] or None
+
+
 def merged_turns(turns: Iterable[tuple[str, list[dict]]], key: str) -> list[dict]:
     """``{"role": role, key: items}`` turns with consecutive turns of one role merged into
     one, and turns without items dropped (Anthropic's and Gemini's role rules)."""
