@@ -28,7 +28,9 @@ def policy() -> str:
     for provider, model in EMBED_MODELS.items():
         lines.append(f"  embed-{provider}: {{provider: {provider}, model: {model}, "
                      "capabilities: [embeddings]}")
+    lines.append("  reasoning: {provider: openai, model: o3-mini}")
     lines.append("routes:")
+    lines.append("  chat-reasoning: {strategy: single, targets: [{model: reasoning}]}")
     for provider in CHAT_MODELS:
         lines.append(f"  chat-{provider}: {{strategy: single, targets: [{{model: chat-{provider}}}]}}")
     for provider in EMBED_MODELS:
