@@ -27,6 +27,9 @@ OPENAI_REFUSED = [
      "tools[0].function.name"),
     ("tool name length", {"model": "m", "tools": [{**FN, "function": {"name": "f" * 65}}]},
      "tools[0].function.name"),
+    ("tool_choice without tools", {"model": "m", "tool_choice": "required"}, "tool_choice"),
+    ("tool_choice unknown function", {"model": "m", "tools": [FN], "tool_choice": {
+        "type": "function", "function": {"name": "g"}}}, "tool_choice"),
     ("tool schema", {"model": "m", "tools": [
         {**FN, "function": {"name": "f", "parameters": {"type": "nonsense"}}}]},
      "tools[0].function.parameters"),

@@ -9,7 +9,8 @@ parameter and code the real API answers with -- or None.  Sources, per rule (see
   `temperature`/`top_p` and `max_completion_tokens`, not `max_tokens`:
   https://platform.openai.com/docs/guides/reasoning and the `max_tokens` entry of
   https://platform.openai.com/docs/api-reference/chat/create ("not compatible with o-series models")
-* function names match ``^[a-zA-Z0-9_-]{1,64}$`` and `parameters` is a JSON Schema:
+* function names match ``^[a-zA-Z0-9_-]{1,64}$`` (and `tool_choice` names one of them, or is
+  none / auto / required with tools given) and `parameters` is a JSON Schema:
   https://platform.openai.com/docs/api-reference/chat/create#chat-create-tools
 * every assistant `tool_calls` id is answered by a following `tool` message, and a `tool`
   message answers a preceding call: https://platform.openai.com/docs/guides/function-calling
@@ -87,6 +88,25 @@ def tool_name(body: dict):
                 f"tools[{i}].function.name",
                 "invalid_value",
             )
+    return None
+
+
+def tool_choice(body: dict):
+    choice = body.get("tool_choice")
+    if choice is None:
+        return None
+    names = {fn.get("name") for _, fn in _functions(body)}
+    if not names and choice != "none":
+        return (("Invalid value for 'tool_choice': 'tool_choice' is only allowed when 'tools' "
+                "are specified."), "tool_choice", None)
+    if isinstance(choice, dict):
+        name = (choice.get("function") or {}).get("name")
+        if name not in names:
+            return ((f"Invalid value for 'tool_choice': function '{name}' is not one of the "
+                    "functions in 'tools'."), "tool_choice", "invalid_value")
+    elif choice not in ("none", "auto", "required"):
+        return ((f"Invalid value: '{choice}'. Supported values are: 'none', 'auto', and "
+                "'required'."), "tool_choice", "invalid_value")
     return None
 
 
@@ -220,6 +240,7 @@ CHECKS = [
     ("openai.max_stop", max_stop),
     ("openai.reasoning_params", reasoning_params),
     ("openai.tool_name", tool_name),
+    ("openai.tool_name", tool_choice),
     ("openai.tool_schema", tool_schema),
     ("openai.tool_answers", tool_answers),
     ("openai.response_format", response_format),
