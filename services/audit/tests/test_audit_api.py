@@ -102,6 +102,9 @@ async def test_search_filters_and_pages(api, store, new_flow):
     assert len(found) == 6
     bad = await api.get("/v1/events", params={"tenant": "a\x00b"}, headers=_as(OPS))
     assert bad.status_code == 422
+    for cursor in ("-" + "0" * 40, "1-" + "9" * 20, "-99999999999999999999-1", "1-2-3"):
+        refused = await api.get("/v1/events", params={"after": cursor}, headers=_as(OPS))
+        assert refused.status_code == 422, cursor
 
 
 async def test_usage_report_by_day_team_and_model(api, store, new_flow):

@@ -24,7 +24,7 @@ from modelbus_audit import export
 from modelbus_audit.auth import ApiKeys
 from modelbus_audit.jobs import VerifyJobs, report_dict
 from modelbus_audit.lineage import by_tenant
-from modelbus_audit.queries import MAX_PAGE, Filters, cursor_of
+from modelbus_audit.queries import MAX_PAGE, Filters, cursor_of, parse_cursor
 from modelbus_audit.store import AuditStore, AuditStoreError
 from modelbus_audit.views import Role, event_dict, lineage_dict, text_of
 
@@ -134,11 +134,15 @@ def create_api(store: AuditStore, keys: ApiKeys) -> FastAPI:
     async def search(
         f: SearchFilters, role: AnyRole,
         limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100,
-        after: Annotated[str | None, Query(max_length=64, pattern=r"^-?[0-9]+(-[0-9]+)?$",
+        after: Annotated[str | None, Query(max_length=48, pattern=r"^(-?[0-9]+-)?[0-9]+$",
                                            description="next_after of the previous page")] = None,
     ) -> dict[str, Any]:
         """Events matching every given filter, oldest first (event time, then row id); follow
         ``next_after``."""
+        try:
+            parse_cursor(after or "0")
+        except ValueError as exc:
+            raise HTTPException(422, str(exc)) from None
         events = await store.search(f, limit, after)
         return {
             "items": [event_dict(e, role) for e in events],

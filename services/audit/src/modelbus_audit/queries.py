@@ -29,6 +29,7 @@ MAX_PAGE = 1000
 _COLUMN_OF = {"team": "req_team", "user": "req_user", "data_class": "req_data_class"}
 Cursor = tuple[datetime, int]
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+MAX_ROW_ID = 2**63 - 1
 
 
 @dataclass(frozen=True)
@@ -72,12 +73,19 @@ def cursor_of(event: StoredEvent) -> str:
     return f"{micros}-{event.id}"
 
 
-def parse_cursor(text: str) -> Cursor:
-    """A cursor from :func:`cursor_of`; ``ValueError`` when it is not one."""
-    micros, sep, row_id = text.rpartition("-")
-    if not sep or not micros.lstrip("-").isdigit() or not row_id.isdigit():
-        raise ValueError(f"not a search cursor: {text[:40]!r}")
-    return EPOCH + timedelta(microseconds=int(micros)), int(row_id)
+def parse_cursor(text: str | int) -> Cursor | int:
+    """A cursor from :func:`cursor_of` (or, as before cursors, a plain row id); ``ValueError``
+    when it is neither, or out of range."""
+    micros, sep, row_id = str(text).rpartition("-")
+    try:
+        number = int(row_id)
+        if not 0 <= number <= MAX_ROW_ID or not row_id.isdigit():
+            raise ValueError
+        if not sep:
+            return number
+        return EPOCH + timedelta(microseconds=int(micros)), number
+    except (ValueError, OverflowError):
+        raise ValueError(f"not a search cursor: {str(text)[:40]!r}") from None
 
 
 def search_query(filters: Filters, limit: int, after: Cursor | None = None) -> Select:
@@ -104,11 +112,12 @@ async def search(
 async def _cursor(connection: AsyncConnection, after: str | int | None) -> Cursor | None:
     if after in (None, "", 0, "0"):
         return None
-    if isinstance(after, int) or after.isdigit():
-        query = select(ev.c.event_time).where(ev.c.id == int(after))
+    cursor = parse_cursor(after)
+    if isinstance(cursor, int):
+        query = select(ev.c.event_time).where(ev.c.id == cursor)
         moment = (await connection.execute(query)).scalar_one_or_none()
-        return None if moment is None else (as_utc(moment), int(after))
-    return parse_cursor(after)
+        return None if moment is None else (as_utc(moment), cursor)
+    return cursor
 
 
 async def usage_report(connection: AsyncConnection, filters: Filters) -> list[dict[str, Any]]:
