@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from modelbus_schemas import RequestEvent
+from modelbus_schemas import ErrorCode, RequestEvent
 from modelbus_schemas.shadow import PolicyAnswer, ShadowDecisionEvent
 from prometheus_client import Counter
 
@@ -36,8 +36,8 @@ def _answer(decision: DryDecision) -> PolicyAnswer:
 
 
 def active_answer(policy: Policy, outcome: Outcome) -> PolicyAnswer | None:
-    """What the live engine did, in the shadow event's terms; ``None`` when it did nothing
-    (a redelivery of a request already answered)."""
+    """What the live engine did, in the shadow event's terms; ``None`` when it decided
+    nothing (a redelivery of a request already answered, a reused request id)."""
     routed = outcome.decision
     if outcome.approval is not None and routed is not None:
         return PolicyAnswer(policy_version=policy.version, outcome="parked",
@@ -50,6 +50,9 @@ def active_answer(policy: Policy, outcome: Outcome) -> PolicyAnswer | None:
             reach=list(dict.fromkeys(r.ref for r in plan_reach(routed.tasks))))
     response = outcome.response
     if response is not None and response.error is not None:
+        if response.error.code is ErrorCode.DUPLICATE_REQUEST:
+            return None  # not a decision: the request was decided when it first came
+
         return PolicyAnswer(policy_version=response.policy_version or policy.version,
                             outcome="refused", error_code=response.error.code)
     return None
