@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import anthropic
+import httpx
 import jsonschema
 import openai
 import pytest
@@ -184,3 +185,41 @@ def test_sim_gemini_forced_function_in_stream(gem):
         function_calling_config=types.FunctionCallingConfig(mode="NONE"))})
     r = gem.models.generate_content(model="g", contents="time now", config=none)
     assert not r.function_calls and r.text == "[g] time now"
+
+
+def test_sim_gemini_snake_case_fields_over_http(sim):
+    url = f"{sim.gemini_base_url}/v1beta/models/g:generateContent"
+    body = {
+        "contents": [{"role": "user", "parts": [
+            {"inline_data": {"mime_type": "image/png", "data": "iVBORw0KGgo="}},
+            {"text": "weather here"},
+        ]}],
+        "tools": [{"function_declarations": [{"name": "get_weather",
+                                              "parameters_json_schema": WEATHER}]}],
+        "tool_config": {"function_calling_config": {"mode": "ANY"}},
+    }
+    r = httpx.post(url, json=body, headers={"x-goog-api-key": "k"})
+    assert r.status_code == 200, r.text
+    (part,) = r.json()["candidates"][0]["content"]["parts"]
+    jsonschema.validate(part["functionCall"]["args"], WEATHER)
+    body["contents"] += [
+        {"role": "model", "parts": [part]},
+        {"role": "user", "parts": [{"function_response": {"name": "get_weather",
+                                                          "response": {"ok": True}}}]},
+    ]
+    r = httpx.post(url, json=body, headers={"x-goog-api-key": "k"})
+    assert r.json()["candidates"][0]["content"]["parts"] == [
+        {"text": '[g] get_weather returned: {"ok":true}'}
+    ]
+
+
+def test_sim_openai_truncated_tool_call_stream(sim):
+    sim.set_behaviour("m", fail_first=1, failure={"kind": "truncate"})
+    r = httpx.post(sim.openai_base_url + "/chat/completions", headers={"authorization": "Bearer k"},
+                   json={"model": "m", "messages": [ASK], "tools": oai_tools(), "stream": True})
+    frames = [json.loads(line[6:]) for line in r.text.splitlines() if line.startswith("data: {")]
+    args = "".join(f["choices"][0]["delta"]["tool_calls"][0]["function"].get("arguments", "")
+                   for f in frames)
+    assert "[DONE]" not in r.text and all(f["choices"][0]["finish_reason"] is None for f in frames)
+    with pytest.raises(json.JSONDecodeError):
+        json.loads(args)
