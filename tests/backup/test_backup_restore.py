@@ -124,7 +124,8 @@ async def test_dump_restore_and_verify_the_copy(source_database, restored_databa
     backups = tmp_path / "backups"
     backups.mkdir()
     script = backup_script().replace("/backups", str(backups))
-    env = {**os.environ, "DATABASE_URL": libpq_url(source_database), "KEEP_DAYS": "14"}
+    # the URL as the audit has it (postgresql+asyncpg://): the script takes either form
+    env = {**os.environ, "DATABASE_URL": source_database, "KEEP_DAYS": "14"}
     job = await run(["sh", "-c", script], env=env)
     assert job.returncode == 0, job.stderr
     (dump,) = backups.glob("modelbus_audit-*.dump")
