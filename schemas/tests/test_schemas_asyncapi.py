@@ -1,5 +1,9 @@
 """The AsyncAPI document is the event contract for any-language consumers: it must match the
-models and topics, and the official AsyncAPI parser must accept it."""
+models and topics, and the official AsyncAPI parser must accept it.
+
+``asyncapi_validate.mjs`` parses a document with the pinned ``@asyncapi/parser`` (Node) and
+exits non-zero on any error diagnostic; the parser is installed with npm into
+``.cache/asyncapi-parser/`` the first time (about 30 s)."""
 
 from __future__ import annotations
 
@@ -16,7 +20,7 @@ from modelbus_schemas.topics import DECISIONS_SHADOW, PROVIDERS, source_topics
 ROOT = Path(__file__).resolve().parents[2]
 PARSER_VERSION = "3.6.6"
 PARSER_DIR = ROOT / ".cache" / "asyncapi-parser"
-VALIDATE = ROOT / "tools" / "asyncapi" / "validate.mjs"
+VALIDATE = Path(__file__).with_name("asyncapi_validate.mjs")
 
 
 @pytest.fixture(scope="module")
