@@ -87,6 +87,18 @@ async def test_worker_json_schema_answer_is_parsed(strict_sim, redis_url, provid
     assert isinstance(result.parsed["count"], int) and json.loads(result.text) == result.parsed
 
 
+@pytest.mark.parametrize("openai_like", ["openai", "selfhosted"])
+async def test_worker_strict_schema_strict_mode_cannot_take_still_answers(
+        strict_sim, redis_url, openai_like):
+    loose = {"type": "object", "properties": {"title": {"type": "string"}}}
+    fmt = {"type": "json_schema", "json_schema": {"name": "loose", "schema": loose,
+                                                  "strict": True}}
+    result = await run(strict_sim, redis_url, openai_like, unique(MODELS[openai_like]),
+                       params={"response_format": fmt})
+    assert result.status == "ok", result.error
+    assert isinstance(result.parsed, dict)
+
+
 async def test_worker_json_object_answer_is_parsed(strict_sim, redis_url, provider):
     model = unique(MODELS[provider])  # no message says "json": OpenAI would refuse as is
     result = await run(strict_sim, redis_url, provider, model,

@@ -163,3 +163,29 @@ def test_worker_openai_empty_stop_strings_are_not_sent():
     assert build(task(params={"stop": ["", "a", "", "b", "c", "d", "e"]}))["stop"] == [
         "a", "b", "c", "d"]
     assert "stop" not in build(task(params={"stop": [""]}))
+
+
+LOOSE = {"type": "object", "properties": {"n": {"type": "integer"}, "tags": {
+    "type": "array", "items": {"type": "object", "properties": {"k": {"type": "string"}}}}}}
+
+
+def test_worker_openai_strict_only_for_schemas_strict_mode_takes():
+    from modelbus_adapter_worker.adapters.normalize_openai import strict_ready
+
+    assert strict_ready(SCHEMA) and not strict_ready(LOOSE)
+    closed = {"type": "object", "additionalProperties": False, "required": ["n", "tags"],
+              "properties": {"n": {"type": "integer"}, "tags": {"type": "array", "items": {
+                  "type": "object", "additionalProperties": False, "required": ["k"],
+                  "properties": {"k": {"type": "string"}}}}}}
+    assert strict_ready(closed)
+    assert not strict_ready({**closed, "$defs": {"x": LOOSE}})
+    loose_format = {"type": "json_schema", "json_schema": {"name": "l", "schema": LOOSE,
+                                                            "strict": True}}
+    body = build(task(params={"response_format": loose_format, "tools": [
+        {**WEATHER, "strict": True}, {"name": "loose", "parameters": LOOSE, "strict": True}]}))
+    assert body["response_format"]["json_schema"]["strict"] is False
+    assert [t["function"]["strict"] for t in body["tools"]] == [False, False]
+    body = build(task(params={"response_format": JSON_SCHEMA_FORMAT, "tools": [
+        {"name": "closed", "parameters": closed, "strict": True}]}))
+    assert body["response_format"]["json_schema"]["strict"] is True
+    assert body["tools"][0]["function"]["strict"] is True

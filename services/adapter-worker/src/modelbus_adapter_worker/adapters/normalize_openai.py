@@ -12,6 +12,11 @@ Reference: https://platform.openai.com/docs/api-reference/chat/create
 * ``response_format`` ``json_object`` / ``json_schema`` as the contract has them. OpenAI
   refuses ``json_object`` unless a message contains the word "json": a system line asking
   for a JSON object is added when none does.
+* ``strict: true`` (tools and ``json_schema``) only where the schema meets strict mode
+  (every object closes ``additionalProperties`` and requires all its properties,
+  https://platform.openai.com/docs/guides/structured-outputs#supported-schemas); otherwise
+  it is sent as ``false`` rather than refused: the answer is still checked against the
+  schema by the aggregator.
 * at most 4 ``stop`` strings: the first 4 non-empty ones are sent, the rest are enforced on the output
   (:mod:`modelbus_adapter_worker.answer`).
 * reasoning models (o1, o3, o4 and gpt-5 families except gpt-5-chat) take no
@@ -89,6 +94,35 @@ def _mentions_json(task: TaskEvent) -> bool:
         "json" in c.content.lower() for c in task.context)
 
 
+_SCHEMA_MAPS = ("properties", "$defs", "definitions", "patternProperties")
+_NOT_SCHEMAS = ("enum", "const", "default", "examples", "required", "description", "title")
+
+
+def strict_ready(node: Any) -> bool:
+    """Whether OpenAI's strict mode takes this JSON Schema."""
+    if isinstance(node, list):
+        return all(strict_ready(n) for n in node)
+    if not isinstance(node, dict):
+        return True
+    kind = node.get("type")
+    if kind == "object" or (isinstance(kind, list) and "object" in kind):
+        properties = node.get("properties") or {}
+        if node.get("additionalProperties") is not False or set(
+                node.get("required") or ()) != set(properties):
+            return False
+    for key, value in node.items():
+        if key in _SCHEMA_MAPS and isinstance(value, dict):
+            if not all(strict_ready(v) for v in value.values()):
+                return False
+        elif key not in _NOT_SCHEMAS and not strict_ready(value):
+            return False
+    return True
+
+
+def _strict(strict: bool | None, schema: dict) -> bool | None:
+    return False if strict and not strict_ready(schema) else strict
+
+
 def tool_choice(choice) -> str | dict:
     if isinstance(choice, NamedToolChoice):
         return {"type": "function", "function": {"name": choice.name}}
@@ -105,7 +139,7 @@ def body_fields(task: TaskEvent, *, system: str, max_tokens_field: str) -> dict:
     if params.tools:
         body["tools"] = [{"type": "function", "function": present(
             name=t.name, description=t.description, parameters=t.parameters,
-            strict=t.strict)} for t in params.tools]
+            strict=_strict(t.strict, t.parameters))} for t in params.tools]
         if params.parallel_tool_calls is not None:
             body["parallel_tool_calls"] = params.parallel_tool_calls
     if params.tool_choice is not None and params.tools:  # refused without tools
@@ -113,6 +147,9 @@ def body_fields(task: TaskEvent, *, system: str, max_tokens_field: str) -> dict:
     fmt = params.response_format
     if fmt is not None and fmt.type != "text":
         body["response_format"] = fmt.model_dump(mode="json", exclude_none=True, by_alias=True)
+        if fmt.json_schema is not None and fmt.json_schema.strict:
+            body["response_format"]["json_schema"]["strict"] = _strict(
+                True, fmt.json_schema.schema_)
     return body
 
 
