@@ -163,15 +163,16 @@ class AuditStore:
                 continue
             conflict = bool(seen) if record.unauthenticated else any(not u for _, u in seen)
             seen.append(mine)
-            fresh.append(replace(
-                record, identity=record.identity_key,
-                flags=join_flags(*flag_set(record.flags), CONFLICT if conflict else None)))
+            flags = join_flags(*flag_set(record.flags), CONFLICT if conflict else None)
+            if record.identity != record.identity_key or record.flags != flags:
+                record = replace(record, identity=record.identity_key, flags=flags)
+            fresh.append(record)
         taken = await self._stored_ids(connection, [c for r in fresh for c in _row_keys(r)])
         placed = []
         for record in fresh:
             key = next(c for c in _row_keys(record) if c not in taken)
             taken.add(key)
-            placed.append(replace(record, event_id=key))
+            placed.append(record if key == record.event_id else replace(record, event_id=key))
         return placed
 
     @staticmethod
