@@ -12,6 +12,7 @@ help:
 	@echo "make test       every test but the fault scenarios (unit, contract, end-to-end)"
 	@echo "make test-faults the fault-injection suite alone, with its ledger table"
 	@echo "make bench      every benchmark; figures to stdout, JSON and PNG to bench/results"
+	@echo "make bench-peers modelbus side by side with the LiteLLM proxy (QUICK=1: a smoke run)"
 	@echo "make schemas    regenerate schemas/json and schemas/asyncapi.json from the event models"
 
 install:
@@ -38,6 +39,10 @@ test-faults: install
 
 bench: install
 	$(UV) run python bench/run_all.py
+
+.PHONY: bench-peers
+bench-peers: install
+	PEERS_UV="$(UV)" $(UV) run python -m bench.peers $(if $(QUICK),--quick)
 
 bench-audit: install
 	$(UV) run python bench/audit_bench.py
