@@ -35,6 +35,7 @@ from modelbus_audit.privacy import PrivacyPolicy, protect
 from modelbus_audit.queries import Filters, cursor_of
 from modelbus_audit.record import AuditRecord
 from modelbus_audit.store import AuditStore
+from modelbus_audit.verify_parallel import PARALLEL_MIN_ROWS
 from modelbus_audit.views import Role
 from modelbus_runtime.signing import KeyRing
 from modelbus_schemas import (
@@ -245,9 +246,11 @@ async def measure(url: str, name: str, events: int, batch: int, policy: PrivacyP
         print(f"  verify incremental   {time.perf_counter() - began:7.2f} s  "
               f"({report.rows_checked} rows since the checkpoints, ok={report.ok})")
         began = time.perf_counter()
-        report = await store.verify(full=True, workers=os.cpu_count() or 1)
+        workers = os.cpu_count() or 1
+        report = await store.verify(full=True, workers=workers)
+        processes = workers if report.rows_checked >= PARALLEL_MIN_ROWS else 1
         print(f"  verify full          {time.perf_counter() - began:7.2f} s  "
-              f"({report.rows_checked} rows, {os.cpu_count()} processes, ok={report.ok})")
+              f"({report.rows_checked} rows, {processes} process(es), ok={report.ok})")
     finally:
         await store.close()
 

@@ -6,12 +6,16 @@ content and authenticity (an exact redelivery); keep every other one — a recor
 is already stored with other content gets a row key of its own (``<identity>@<topic:partition:
 offset>``) and the flag ``conflict`` (an unauthenticated copy conflicts with any earlier row, an
 authenticated one only with earlier authenticated rows, so a forged copy that came first never
-turns the real event into the conflict); then extend each chain from its head, insert all rows with one ``executemany``, and move
+turns the real event into the conflict); then extend each chain from its head, give every row
+its request's caller (:mod:`modelbus_audit.callers`), insert all rows with one
+``executemany``, add the results to the usage rollup (:mod:`modelbus_audit.rollup`), and move
 each head forward with a compare-and-set ``UPDATE ... WHERE last_seq = <seen>``. A concurrent
 writer on the same chain (a rebalance overlap, another process) makes that update or the unique
 ``(chain, chain_seq)`` / ``event_id`` constraints fail; the transaction rolls back and the batch
 is retried against the new head, so the chain stays linear without ``SELECT ... FOR UPDATE``.
-Within one process a lock per chain avoids such conflicts in the first place.
+Within one process a lock per chain avoids such conflicts in the first place. The heads a
+process wrote are what it signs as checkpoints (:meth:`AuditStore.checkpoint`), where
+``verify`` starts unless asked for a full walk.
 
 A database that cannot be reached raises :class:`AuditStoreUnavailable`; the consumer must then
 stop committing offsets and retry, never skip.
