@@ -30,7 +30,8 @@ CHECK_EVERY_S = 5.0
 def build_stack(args: argparse.Namespace, env=os.environ) -> Stack:
     providers = tuple(args.providers.split(",")) if args.providers else ("openai",)
     stack = Stack(Path(args.workdir), providers=providers,
-                  real=real_providers(providers, env), gateway_port=args.gateway_port)
+                  real=real_providers(providers, env), gateway_port=args.gateway_port,
+                  retention_s=args.retention_minutes * 60 if args.bounded else 0)
     stack.gateway_key = stack.local_api_key()
     return stack
 
@@ -54,10 +55,14 @@ def cmd_run(args: argparse.Namespace) -> int:
             _demo(stack)
         print("\nmodelbus is running; Ctrl-C stops every process it started.", flush=True)
         monitor = StackMonitor(stack.group, warn_mb=args.broker_warn_mb)
+        if stack.sweeper:
+            monitor.advice = "lower --retention-minutes"
         next_check, next_line = 0.0, time.monotonic() + args.status_every
         while not stopping:
             time.sleep(0.5)
             now = time.monotonic()
+            if stack.sweeper and stack.sweeper.due():
+                sweep(stack.sweeper)
             if now >= next_check:
                 snapshot = monitor.check()
                 next_check = now + CHECK_EVERY_S
@@ -71,6 +76,13 @@ def cmd_run(args: argparse.Namespace) -> int:
         stack.stop()
         forget(workdir)
     return 0
+
+
+def sweep(sweeper) -> None:
+    try:
+        sweeper.sweep()
+    except Exception as exc:  # noqa: BLE001 - the next pass tries again; say why once
+        print(f"WARNING: broker retention pass failed: {type(exc).__name__}: {exc}", flush=True)
 
 
 def banner(stack: Stack) -> str:
@@ -90,9 +102,13 @@ def banner(stack: Stack) -> str:
     lines.append(f"  logs             {stack.workdir / 'logs'}")
     if "gateway" in stack.health:
         lines.append(gateway_examples(stack.health["gateway"] + "/v1", stack.gateway_key or ""))
-    if not os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
-        lines.append(f"\nnote: {BROKER_LIMITS}. For long runs see README "
-                     "(\"The embedded broker's limits\").")
+    if stack.sweeper:
+        lines.append(f"\nnote: bounded broker: S3 storage, records older than "
+                     f"{stack.retention_s / 60:g} min deleted; slow (seconds per request, "
+                     "a few requests/s), see README (\"The embedded broker's limits\").")
+    elif not os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
+        lines.append(f"\nnote: {BROKER_LIMITS}. For long runs: `make run-bounded`, see "
+                     "README (\"The embedded broker's limits\").")
     return "\n".join(lines)
 
 

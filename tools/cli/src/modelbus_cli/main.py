@@ -33,6 +33,10 @@ def parser() -> argparse.ArgumentParser:
                      help="warn when the embedded broker's resident memory passes this")
     run.add_argument("--status-every", type=float, default=300.0,
                      help="seconds between status lines (0: none)")
+    run.add_argument("--bounded", action="store_true",
+                     help="broker on local S3 storage with retention: flat memory, slow")
+    run.add_argument("--retention-minutes", type=float, default=10.0,
+                     help="with --bounded: how long the broker keeps records")
     run.set_defaults(func=_run)
     commands_audit.register(sub)
     commands_dlq.register(sub)

