@@ -4,11 +4,12 @@ PYTHON ?= python3
 UV := $(PYTHON) -m uv
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: help install run run-quiet test test-unit test-e2e test-faults bench schemas lint clean
+.PHONY: help install run run-quiet run-bounded test test-unit test-e2e test-faults bench schemas lint clean
 
 help:
-	@echo "make run        start broker, Redis, simulator and all services, with sample traffic"
+	@echo "make run        start broker, Redis, simulator, all services and the gateway, with sample traffic"
 	@echo "make run-quiet  the same without sample traffic"
+	@echo "make run-bounded the same on a broker with retention (flat memory, slow): for long runs"
 	@echo "make test       every test but the fault scenarios (unit, contract, end-to-end)"
 	@echo "make test-faults the fault-injection suite alone, with its ledger table"
 	@echo "make bench      every benchmark; figures to stdout, JSON and PNG to bench/results"
@@ -24,6 +25,9 @@ run: install
 
 run-quiet: install
 	$(UV) run modelbus run --no-demo
+
+run-bounded: install
+	$(UV) run modelbus run --no-demo --bounded
 
 test: install
 	$(UV) run pytest --ignore=tests/faults
