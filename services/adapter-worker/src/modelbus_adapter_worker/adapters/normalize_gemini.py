@@ -9,7 +9,8 @@ https://ai.google.dev/gemini-api/docs/structured-output.
 * roles ``user`` / ``model``; system text → ``systemInstruction``; a system-only request:
   the system text becomes the user turn. Consecutive turns of one role are merged.
 * images → ``inlineData`` (inline data and ``data:`` URLs) or ``fileData`` (other URLs, with
-  the media type when known).
+  the media type when known; public https URLs are fetched by the API,
+  https://ai.google.dev/gemini-api/docs/file-input-methods).
 * assistant ``tool_calls`` → ``functionCall`` parts (``args``: the arguments object);
   ``tool`` turns → user turns of ``functionResponse`` parts, whose ``name`` is the message's
   ``name`` or, when absent, the name of the call with its ``tool_call_id`` earlier in the
