@@ -83,11 +83,10 @@ def respond(
         scripted = scripted or f"[{model}] {prompt.tool_name or 'tool'} returned: {prompt.tool_result}"
     elif json_schema is not None:
         scripted = _json_text(json_schema, scripted)
-    elif prompt.images and scripted is None:
-        noun = "image" if prompt.images == 1 else "images"
-        user = make_reply(model, prompt.last_user, None, None, n_in).text
-        scripted = user.replace(f"[{model}]", f"[{model}] saw {prompt.images} {noun}:", 1)
-    return Answer(make_reply(model, prompt.last_user, scripted, max_tokens, n_in))
+    note = ""
+    if prompt.images:
+        note = f"saw {prompt.images} image{'s' if prompt.images > 1 else ''}: "
+    return Answer(make_reply(model, prompt.last_user, scripted, max_tokens, n_in, note))
 
 
 def _arguments(schema: dict) -> dict:

@@ -35,12 +35,14 @@ def make_reply(
     scripted: str | None,
     max_tokens: int | None,
     input_tokens: int,
+    note: str = "",
 ) -> Reply:
+    """The scripted reply, else ``"[{model}] {note}"`` + the echoed words, cut at max tokens."""
     if scripted is not None:
         text = scripted
     else:
         words = last_user.split()[:ECHO_WORDS]
-        text = f"[{model}] " + (" ".join(words) if words else "ok")
+        text = f"[{model}] {note}" + (" ".join(words) if words else "ok")
     words = text.split()
     cut = False
     if max_tokens is not None and max_tokens >= 0 and len(words) > max_tokens:
