@@ -8,7 +8,8 @@ embedded broker's cost per fetch grows with everything produced since it started
 ``bench/pipeline_bench.py``), and is down while the others are measured, so its idle
 polling is not billed to them. ``--one-stack`` keeps one modelbus stack for every level.
 
-Writes ``bench/results/peers.json`` and ``peers.png`` and prints the table with ratios.
+Writes ``bench/results/peers.json``, ``peers.png`` and ``peers.md`` (the tables of
+``docs/performance.md``) and prints the table with ratios.
 """
 
 from __future__ import annotations

@@ -91,13 +91,14 @@ def plot(result: dict, path: Path) -> None:
                      label=name)
         axes[1].plot(callers, [lv["targets"][name]["p99_ms"] for lv in levels], marker="o",
                      label=name)
-    for ax, title in ((axes[0], "req/s (closed loop)"), (axes[1], "p99 latency (ms, log)")):
+    for ax, title in ((axes[0], "req/s (closed loop, log)"), (axes[1], "p99 latency (ms, log)")):
         ax.set_xscale("log", base=2)
         ax.set_xticks(callers, [str(c) for c in callers])
         ax.minorticks_off()
         ax.set_xlabel("concurrent callers")
         ax.set_title(title)
         ax.legend(fontsize=7)
+    axes[0].set_yscale("log")
     axes[1].set_yscale("log")
     peers = [n for n in names
              if all(lv["targets"][n]["cpu_ms_per_request"] is not None for lv in levels)]
@@ -124,5 +125,47 @@ def write(result: dict, directory: Path, stem: str = "peers") -> tuple[Path, Pat
     result["ratios"] = ratios(result)
     data, png = directory / f"{stem}.json", directory / f"{stem}.png"
     data.write_text(json.dumps(result, indent=2))
+    (directory / f"{stem}.md").write_text(markdown(result) + "\n")
     plot(result, png)
     return data, png
+
+
+def markdown(result: dict) -> str:
+    """The run as the tables ``docs/performance.md`` shows."""
+    def cell(f: dict) -> str:
+        cpu = "" if f["cpu_ms_per_request"] is None else f", {f['cpu_ms_per_request']:.1f}"
+        err = f", {f['errors']} errors" if f["errors"] else ""
+        return f"{f['rps']:,.1f}{cpu} (p50 {_f(f['p50_ms'])}, p99 {_f(f['p99_ms'])}){err}"
+
+    seq = result.get("sequential", {})
+    out = ["| one request at a time, interleaved | p50 | p99 | added p50 | added p99 |",
+           "|---|---|---|---|---|"]
+    out += [f"| {n} | {_f(f['p50_ms'], ' ms')} | {_f(f['p99_ms'], ' ms')} | "
+            f"{_f(f['added_p50_ms'], ' ms')} | {_f(f['added_p99_ms'], ' ms')} |"
+            for n, f in seq.items()]
+    levels = result.get("closed_loop", [])
+    names = list(levels[0]["targets"]) if levels else []
+    out += ["", "| closed loop: req/s, CPU-ms/req (p50, p99 ms) | " + " | ".join(names) + " |",
+            "|---" * (len(names) + 1) + "|"]
+    out += [f"| {lv['callers']} callers | "
+            + " | ".join(cell(lv["targets"][n]) for n in names) + " |" for lv in levels]
+    slow = result.get("slow_provider")
+    if slow:
+        out.append(f"| {slow['callers']} callers, provider {slow['latency_ms']} ms: added p50 | "
+                   + " | ".join(_f(slow["targets"][n].get("added_p50_ms"), " ms")
+                                for n in names) + " |")
+    if levels:
+        top = levels[-1]
+        out += ["", f"CPU-ms per request by process, {top['callers']} callers:", ""]
+        out += [f"- {n}: " + ", ".join(f"{p} {c:.2f}" for p, c in
+                                      f["cpu_ms_per_request_by_process"].items())
+                for n, f in top["targets"].items() if f["cpu_ms_per_request_by_process"]]
+    gen = max((f["loadgen_cores"] for lv in levels for f in lv["targets"].values()), default=0)
+    out += ["", f"Load generator: at most {gen} of a core in any measurement."]
+    idle = result.get("idle", {})
+    if idle:
+        out += ["", "| idle, no traffic | cores busy | by process |", "|---|---|---|"]
+        out += [f"| {n} | {i['cores']:.3f} | "
+                + ", ".join(f"{p} {c:.3f}" for p, c in i["by_process"].items()) + " |"
+                for n, i in idle.items()]
+    return "\n".join(out)
