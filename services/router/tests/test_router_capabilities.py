@@ -69,6 +69,8 @@ def test_provider_defaults_come_from_the_catalog_not_the_policy_author():
     assert embed.capabilities == ["embeddings"] and embed.limits.dimensions == (128, 3072)
     declared = CatalogModel(provider="openai", model="gpt-4o", limits={"max_images": 3})
     assert declared.limits.max_images == 3 and declared.limits.max_stop == 4
+    with pytest.raises(ValueError, match="unknown capabilities \\['vison'\\]"):
+        CatalogModel(provider="selfhosted", model="m", capabilities=["chat", "vison"])
 
 
 def test_an_image_request_goes_past_text_only_models_with_reasons():

@@ -150,6 +150,14 @@ class CatalogModel(BaseModel):
         data["limits"] = {**default_limits(provider, model, list(capabilities)), **declared}
         return data
 
+    @field_validator("capabilities")
+    @classmethod
+    def _known_capabilities(cls, value: list[str]) -> list[str]:
+        unknown = sorted(set(value) - set(CAPABILITIES))
+        if unknown:  # a typo ("vison") would silently take a capability away
+            raise ValueError(f"unknown capabilities {unknown}; known: {list(CAPABILITIES)}")
+        return value
+
     @field_validator("provider")
     @classmethod
     def _known_provider(cls, value: str) -> str:
