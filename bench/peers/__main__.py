@@ -17,6 +17,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import signal
+import sys
 import tempfile
 import time
 from contextlib import asynccontextmanager
@@ -165,6 +167,8 @@ def meta(args: argparse.Namespace) -> dict:
 
 def main(argv: list[str] | None = None) -> None:
     args = _args(argv)
+    # a stopped run still stops its proxies and stacks (the finally below)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     run = Run(args)
     try:
         run.start_proxies()

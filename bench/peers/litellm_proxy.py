@@ -86,6 +86,9 @@ def start(group: ProcessGroup, name: str, api_base: str, model: str, workers: in
     env = {
         "LITELLM_MASTER_KEY": key, "LITELLM_LOCAL_MODEL_COST_MAP": "True",
         "LITELLM_TELEMETRY": "False", "LITELLM_LOG": "ERROR", "DISABLE_SCHEMA_UPDATE": "True",
+        # uvicorn kills a worker not ready within 5 s: on a busy machine importing the proxy
+        # takes longer, and --num_workers > 1 would restart its workers for ever
+        "TIMEOUT_WORKER_HEALTHCHECK": str(int(timeout)),
         "VIRTUAL_ENV": str(script.parent.parent),
         "PATH": f"{script.parent}{os.pathsep}{os.environ.get('PATH', '')}",
     }
