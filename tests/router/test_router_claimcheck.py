@@ -14,7 +14,7 @@ import uuid
 
 import pytest
 from aiokafka import AIOKafkaProducer
-from modelbus_runtime.claimcheck import resolve_messages
+from modelbus_runtime.claimcheck import check_out, resolve_messages
 from modelbus_runtime.claimcheck_store import open_blob_store
 from modelbus_schemas import ChatMessage
 from modelbus_testing.pg import temporary_postgres_database
@@ -110,3 +110,46 @@ async def test_a_request_that_cannot_fit_gets_payload_too_large_naming_the_limit
     assert response["error"]["code"] == "payload_too_large"
     assert "limit is 1032192 bytes" in response["error"]["message"]
     assert "context blocks" in response["error"]["message"]
+
+
+async def _store_text(blob_url: str, tenant: str, text: str) -> dict:
+    """A text part stored as the gateway stores one; the reference a request carries."""
+    store = open_blob_store(blob_url)
+    try:
+        [message] = await check_out(store, tenant, [ChatMessage(role="user", content=text)],
+                                    threshold_bytes=1)
+    finally:
+        await store.close()
+    return message.content[0].model_dump()
+
+
+async def test_references_from_upstream_are_resolved_and_screened_by_this_route(
+        router_stack, blob_url):
+    """A reference (as the gateway sends for large content) is read back within the tenant
+    before screening: a secret inside it is denied, another tenant's blob does not resolve,
+    and a benign one is routed with the content."""
+    stack = router_stack(POLICY, env={"MODELBUS_BLOB_URL": blob_url})
+    secret = "sk-proj-" + "Z9y8X7w6V5u4T3s2R1q0P9o8N7m6L5k4J3i2H1g0"
+    hidden = await _store_text(blob_url, "acme", f"use the key {secret} please")
+    no_task, denied = await _exchange(stack.bootstrap, request_json(
+        f"cc-secret-{uuid.uuid4().hex[:8]}", task="look",
+        messages=[{"role": "user", "content": [hidden]}]), expect=RESPONSES)
+    assert no_task == []
+    assert denied[0].value and json.loads(denied[0].value)["error"]["code"] == \
+        "guardrail_denied"
+
+    foreign = await _store_text(blob_url, "globex", "globex's document")
+    no_task, refused = await _exchange(stack.bootstrap, request_json(
+        f"cc-foreign-{uuid.uuid4().hex[:8]}", task="look",
+        messages=[{"role": "user", "content": [foreign]}]), expect=RESPONSES)
+    error = json.loads(refused[0].value)["error"]
+    assert no_task == [] and error["code"] == "invalid_request"
+    assert "not found for this tenant" in error["message"]
+
+    benign = await _store_text(blob_url, "acme", "a harmless paragraph")
+    [task], answered = await _exchange(stack.bootstrap, request_json(
+        f"cc-ok-{uuid.uuid4().hex[:8]}", task="look",
+        messages=[{"role": "user", "content": [benign]}]), expect=TASKS)
+    assert answered == []
+    assert json.loads(task.value)["messages"][0]["content"] == [
+        {"type": "text", "text": "a harmless paragraph"}]

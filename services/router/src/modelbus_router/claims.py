@@ -1,23 +1,34 @@
-"""Tasks that fit on the bus: large content goes by claim check, the rest is refused clearly.
+"""Large content in and out of the router by claim check. Knows nothing of Kafka.
 
-Before the router hands tasks over, :meth:`ClaimCheck.fit` makes each one fit a Kafka
-message (``max_message_bytes``, what every consumer accepts): content parts above the
-claim-check threshold are stored once in the blob store (:mod:`modelbus_runtime.claimcheck`)
-and replaced by hashed references the worker resolves; if the task is still too large, more
-parts are checked out, largest first. What cannot travel by claim check (context blocks,
-tool-call arguments, embedding inputs, many small parts) and still does not fit makes the
-request fail with ``payload_too_large``, a message naming the limit, before any provider
-call: never a dead letter without an answer.
+In: a request may arrive with content parts already claim-checked (the gateway stores what
+would not fit a request event). :meth:`ClaimCheck.resolve` reads them back within the
+request's tenant and verifies their hashes before anything else, so the input guardrails,
+token estimates, rules and cache key of this route see the real content: a reference can
+never bring content screened under another request (another route's guardrails) past this
+one. A reference that does not resolve (another tenant's, removed by retention, tampered)
+is ``invalid_request``.
 
-Runs after screening and planning (guards, token estimates and the cache key see the real
-content) and before budgets are reserved. Knows nothing of Kafka.
+Out: before the tasks are handed over, :meth:`ClaimCheck.fit` makes each fit one Kafka
+message (``max_message_bytes``, what every consumer accepts) with
+:func:`modelbus_runtime.claimcheck_fit.fit_messages`: parts above the threshold are stored
+once and replaced by hashed references the worker resolves, then more parts, largest first,
+while the task is too large. What cannot travel by claim check (context blocks, tool-call
+arguments, embedding inputs, framing) and still does not fit makes the request fail with
+``payload_too_large``, naming the limit, before any provider call and before budgets are
+reserved: never a dead letter without an answer.
 """
 
 from __future__ import annotations
 
-from modelbus_runtime.claimcheck import BlobStore
+from modelbus_runtime.claimcheck import (
+    BlobStore,
+    ClaimCheckError,
+    build_blob_store,
+    has_blobs,
+    resolve_messages,
+)
 from modelbus_runtime.claimcheck_fit import HEADER_ROOM_BYTES, fit_messages
-from modelbus_schemas import ErrorCode, TaskEvent
+from modelbus_schemas import ErrorCode, RequestEvent, TaskEvent
 from modelbus_schemas.codec import encode
 
 from modelbus_router.errors import RoutingError
@@ -43,10 +54,20 @@ class ClaimCheck:
 
     @classmethod
     def from_settings(cls, settings) -> ClaimCheck:
-        from modelbus_runtime.claimcheck import build_blob_store
-
         return cls(build_blob_store(settings), threshold_bytes=settings.claim_check_threshold_bytes,
                    max_message_bytes=settings.max_message_bytes)
+
+    async def resolve(self, request: RequestEvent) -> RequestEvent:
+        """``request`` with its claim-checked parts read back (``invalid_request`` if one
+        cannot be)."""
+        if not has_blobs(request.messages):
+            return request
+        try:
+            messages = await resolve_messages(self.store, request.caller.tenant,
+                                              request.messages)
+        except ClaimCheckError as exc:
+            raise RoutingError(ErrorCode.INVALID_REQUEST, str(exc)) from None
+        return request.model_copy(update={"messages": messages})
 
     async def fit(self, tasks: list[TaskEvent]) -> list[TaskEvent]:
         """``tasks`` with large parts checked out; ``payload_too_large`` if one cannot fit."""
@@ -58,7 +79,6 @@ class ClaimCheck:
             store, task.tenant, task.messages,
             lambda ms: len(encode(task.model_copy(update={"messages": ms}))),
             threshold_bytes=self.threshold, limit_bytes=self.limit)
-        task = task.model_copy(update={"messages": messages})
         if size > self.limit:
             raise RoutingError(ErrorCode.PAYLOAD_TOO_LARGE, (
                 f"the request does not fit on the bus: {size} bytes after claim check, the "
@@ -66,4 +86,5 @@ class ClaimCheck:
                 f" less {HEADER_ROOM_BYTES} for headers). Message content parts travel by "
                 "claim check; context blocks, tool-call arguments, embedding inputs and "
                 "message framing travel inline: shorten those"))
-        return task
+        return task if messages is task.messages else task.model_copy(
+            update={"messages": messages})

@@ -243,6 +243,8 @@ class RouterEngine:
 
     async def _route(self, policy: Policy, request: RequestEvent) -> Outcome:
         original = request
+        if self.claims is not None:  # screen and plan what the models will read
+            request = await self.claims.resolve(request)
         ready = prepare(policy, request)
         request, resolved, guards, screened = (ready.request, ready.resolved, ready.guards,
                                                ready.screened)

@@ -3,10 +3,8 @@
 Two steps, so the engine can fetch what the chosen way of serving needs (model stats,
 circuit state, a session's sticky target) between them:
 
-1. :func:`resolve` — the route (``unknown_task``), RBAC (``forbidden``), no claim-check
-   reference from the caller (``invalid_request``: only the router makes them, after
-   screening), the template, the input token estimate and the matching rule / classifier
-   outcome;
+1. :func:`resolve` — the route (``unknown_task``), RBAC (``forbidden``), the template, the
+   input token estimate and the matching rule / classifier outcome;
 2. :func:`build` — constraints on every candidate (each rejection recorded with its reason),
    the strategy's order, the :class:`~modelbus_schemas.plan.ExecutionPlan`, the tasks to
    dispatch (step 0 of a cascade or chain; every part of an ensemble), the decision record,
@@ -21,7 +19,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from modelbus_runtime.claimcheck import has_blobs
 from modelbus_runtime.response_cache import make_cache_key
 from modelbus_schemas import (
     ErrorCode,
@@ -79,12 +76,6 @@ def resolve(policy: Policy, request: RequestEvent) -> Resolved:
             ErrorCode.UNKNOWN_TASK, f"unknown task {request.task!r}; known tasks: {known}"
         )
     check_access(request.task, route.allow, request.caller)
-    if has_blobs(request.messages):
-        # a reference resolves to content stored under another request's screening (another
-        # route's guardrails): only modelbus itself makes them, after screening
-        raise RoutingError(ErrorCode.INVALID_REQUEST, (
-            "content parts of type blob are claim-check references modelbus makes itself; "
-            "send the content itself (large parts are claim-checked by the router)"))
     template = policy.templates.get(route.template) if route.template else None
     tokens = estimate_request(request, render(template, "", request.messages))
     label, spec = select(route, request, tokens)
