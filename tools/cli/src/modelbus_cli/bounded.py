@@ -18,7 +18,8 @@ watermarks are small objects the sweeper never touches.
 
 What it costs: every produce and fetch is an S3 call to a Python server. Services poll with
 ``MODELBUS_FETCH_MAX_WAIT_MS=500`` in this mode so that idle consumers do not saturate it;
-requests then take seconds (2.9 s p50 through the gateway on a loaded 2-core machine) and
+requests then take seconds (2.9 s p50, another run 4-6 s, through the gateway on a loaded
+2-core machine) and
 the stack carries a few requests a second. It is for a stack left running, not for load.
 """
 
@@ -37,6 +38,9 @@ CREDENTIALS = {"aws_access_key_id": "local", "aws_secret_access_key": "local"}
 #: moto keeps an object in memory up to this size, beyond it in an unlinked temporary file
 #: (one open descriptor each: small batches, the usual ones, stay in memory)
 SPILL_BYTES = str(64 * 1024)
+#: moto's server without a log line per request (the broker makes several a second, idle)
+QUIET_MOTO = ("import logging, sys; logging.getLogger('werkzeug').setLevel(logging.WARNING); "
+              "from moto.server import main; main(sys.argv[1:])")
 #: what services poll with on S3 storage (each idle fetch is a request to the object store)
 FETCH_MAX_WAIT_MS = "500"
 
@@ -48,7 +52,7 @@ def start_object_store(group: ProcessGroup, bucket: str = BUCKET) -> tuple[str, 
 
     port = free_port()
     child = group.spawn("object-store",
-                        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                        [sys.executable, "-c", QUIET_MOTO, "-H", "127.0.0.1", "-p", str(port)],
                         {"MOTO_S3_DEFAULT_KEY_BUFFER_SIZE": SPILL_BYTES})
     wait_for(lambda: port_open("127.0.0.1", port), "S3 server (moto)", 30, child.proc)
     endpoint = f"http://127.0.0.1:{port}"

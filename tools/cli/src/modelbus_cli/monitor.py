@@ -51,7 +51,8 @@ class Snapshot:
         text = time.strftime("%H:%M:%S", time.localtime(self.at))
         text += f" status: {up}/{len(self.processes)} processes up"
         if self.broker_rss_mb is not None:
-            text += (f"; broker {self.broker_rss_mb:.0f} MB resident"
+            what = "broker + object store" if "object-store" in self.processes else "broker"
+            text += (f"; {what} {self.broker_rss_mb:.0f} MB resident"
                      f" (warns at {self.warn_mb:.0f} MB)")
         return text
 
