@@ -70,7 +70,8 @@ class StoredEvent:
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> StoredEvent:
-        values = {f.name: row[f.name] for f in fields(cls) if f.name in row}
+        data = dict(row)  # one pass over a database row; its key lookups are slow
+        values = {name: data[name] for name in _FIELD_NAMES if name in data}
         for name in ("event_time", "kafka_time", "stored_at", "purged_at"):
             values[name] = as_utc(values[name])
         return cls(**values)
@@ -88,6 +89,9 @@ class StoredEvent:
         """Event time, then request → task → result → response → dead letter, then part."""
         part = -1 if self.part_id is None else self.part_id
         return (self.event_time, KIND_ORDER.get(self.kind, 9), part, self.id)
+
+
+_FIELD_NAMES: tuple[str, ...] = tuple(f.name for f in fields(StoredEvent))
 
 
 def as_utc(value: datetime | None) -> datetime | None:
