@@ -69,13 +69,18 @@ class Run:
         self.kept = None  # the modelbus stack kept across levels with --one-stack
 
     def start_proxies(self) -> None:
+        """Every configuration at once (importing the proxy takes minutes on a busy machine)."""
         for workers in () if self.args.no_litellm else self.args.workers:
             name = f"litellm-{workers}w"
             print(f"starting {name} (LiteLLM proxy, {workers} worker process(es))", flush=True)
-            proxy = litellm_proxy.start(self.group, name, self.mock.simulator_url + "/v1",
-                                        mock.MODEL, workers)
-            self.proxies.append(proxy)
-            self.peers.append(HttpTarget(name, proxy.url, proxy.key, mock.MODEL, proxy.pids))
+            self.proxies.append(litellm_proxy.start(self.group, name,
+                                                    self.mock.simulator_url + "/v1",
+                                                    mock.MODEL, workers))
+        for proxy in self.proxies:
+            proxy.wait_live()
+            print(f"{proxy.name} is up", flush=True)
+            self.peers.append(HttpTarget(proxy.name, proxy.url, proxy.key, mock.MODEL,
+                                         proxy.pids))
 
     @asynccontextmanager
     async def modelbus(self):

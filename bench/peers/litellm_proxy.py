@@ -64,6 +64,11 @@ class Proxy:
     key: str
     child: Managed
 
+    def wait_live(self, timeout: float = 900.0) -> None:
+        """Until every worker imported the proxy: minutes on a busy machine."""
+        wait_for(lambda: _live(self.url), f"LiteLLM proxy {self.name}", timeout,
+                 self.child.proc)
+
     def pids(self) -> dict[str, int]:
         """The proxy's processes by name (the master, then each worker it forked)."""
         try:
@@ -76,8 +81,9 @@ class Proxy:
 
 
 def start(group: ProcessGroup, name: str, api_base: str, model: str, workers: int,
-          timeout: float = 300.0) -> Proxy:
-    """A proxy in ``group`` with ``workers`` worker processes, routing ``model`` to the mock."""
+          timeout: float = 900.0) -> Proxy:
+    """A proxy in ``group`` with ``workers`` worker processes, routing ``model`` to the mock;
+    started, not yet live (:meth:`Proxy.wait_live`)."""
     script = ensure_installed()
     config = group.workdir / f"{name}.yaml"
     config.write_text(CONFIG.format(model=model, api_base=api_base))
@@ -97,9 +103,7 @@ def start(group: ProcessGroup, name: str, api_base: str, model: str, workers: in
              for a in ("-u", v)]
     child = group.spawn(name, ["env", *unset, str(script), "--config", str(config), "--host", "127.0.0.1",
                                "--port", str(port), "--num_workers", str(workers)], env)
-    url = f"http://127.0.0.1:{port}"
-    wait_for(lambda: _live(url), f"LiteLLM proxy {name}", timeout, child.proc)
-    return Proxy(name, url, key, child)
+    return Proxy(name, f"http://127.0.0.1:{port}", key, child)
 
 
 def _live(url: str) -> bool:
