@@ -39,7 +39,7 @@ async def test_a_team_filter_finds_its_results_responses_and_dead_letters(
         (ours.request_id, "result", "claude-haiku"), (ours.request_id, "dead_letter", "claude-haiku")]
     text = await cli.search(Filters(team="support", status="error", kind="result"),
                             url=store_url)
-    assert "claude-haiku" in text and "1 events" in text
+    assert "claude-haiku" in text and "1 events" in text and "support" in text
     kinds = sorted(e.kind for e in await store.search(Filters(team="support")))
     assert kinds == ["dead_letter", "request", "response", "result", "result", "task", "task"]
     zeta = await store.search(Filters(team="zeta", kind="result"))
@@ -53,6 +53,7 @@ async def test_a_team_filter_finds_its_results_responses_and_dead_letters(
     assert rows == 2 and {r["request_id"] for r in exported} == {ours.request_id}
     assert sum(r["cost_usd"] or 0 for r in exported) == pytest.approx(0.00012)
     assert {r["status"] for r in exported} == {"ok", "error"}
+    assert {(r["req_team"], r["req_user"]) for r in exported} == {("support", "ana")}
 
 
 async def test_rows_stored_before_their_request_learn_its_caller(store, flow):

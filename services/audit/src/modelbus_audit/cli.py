@@ -28,8 +28,9 @@ if TYPE_CHECKING:  # loaded by the commands that use them: ``show`` stays quick 
     from modelbus_audit.export import Progress as ExportProgress
     from modelbus_audit.verify import Progress as ChainProgress
 
-SEARCH_COLUMNS = ("id", "event_time", "kind", "request_id", "tenant", "team", "caller_user",
-                  "task", "provider", "model", "data_class", "status", "cost_usd")
+#: ``req_team`` and ``req_user``: the request's caller, shown on its results and responses too.
+SEARCH_COLUMNS = ("id", "event_time", "kind", "request_id", "tenant", "req_team", "req_user",
+                  "task", "provider", "model", "req_data_class", "status", "cost_usd")
 REPORT_COLUMNS = ("day", "team", "provider", "model", "requests", "results", "input_tokens",
                   "output_tokens", "cost_usd")
 

@@ -28,14 +28,16 @@ class Role(StrEnum):
         return self is Role.COMPLIANCE
 
 
-#: The columns of an exported row, in order (the payload last, as JSON text in CSV/Parquet).
+#: The columns of an exported row, in order (the payload last, as JSON text in CSV/Parquet);
+#: ``req_*`` are the request's caller and data class, on every row of the request.
 EXPORT_COLUMNS: tuple[str, ...] = (
     "id", "event_id", "kind", "request_id", "event_time", "topic", "kafka_partition",
     "kafka_offset", "ce_type", "ce_source", "part_id", "tenant", "team", "caller_user", "task",
     "provider", "model", "data_class", "status", "cost_usd", "input_tokens", "output_tokens",
     "policy_version", "error_code", "dlq_reason", "dlq_source_topic", "dlq_error", "body_size",
     "body_sha256", "chain", "chain_seq", "row_hash", "purged_at", "identity", "flags",
-    "signed_by", "auth_error", "body_excerpt", "payload",
+    "signed_by", "auth_error", "req_team", "req_user", "req_data_class", "body_excerpt",
+    "payload",
 )
 
 
