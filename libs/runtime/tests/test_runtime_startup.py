@@ -140,10 +140,10 @@ def test_unreachable_database_is_named_and_sigterm_ends_the_wait(tmp_path, kafka
     proc, log = spawn(tmp_path, "modelbus_audit.app",
                       {"MODELBUS_KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
                        "DATABASE_URL": f"postgresql://postgres@127.0.0.1:{port}/audit"})
-    code, took = terminate_while_waiting(proc, log, "waiting for")
+    code, took = terminate_while_waiting(proc, log, "waiting for audit's dependencies")
     text = log.read_text(errors="replace")
     assert code == 0 and took < DRAIN_BOUND_S, text
-    waiting = next(m["msg"] for m in messages(log) if "waiting for" in m["msg"])
+    waiting = next(m["msg"] for m in messages(log) if "audit's dependencies" in m["msg"])
     assert f"127.0.0.1:{port}" in waiting or "Connect" in waiting, waiting
     assert "Traceback" not in text
 
