@@ -12,6 +12,7 @@ import pytest
 from modelbus_cli.stack import Stack
 from modelbus_gateway.auth import hash_key
 from modelbus_schemas.topics import PROVIDERS
+from modelbus_testing.simulator import simulate_rules
 
 CHAT_MODELS = {"openai": "gpt-4o-mini", "anthropic": "claude-haiku-4-5",
                "gemini": "gemini-2.5-flash", "selfhosted": "qwen2.5-vl-32b-instruct"}
@@ -73,6 +74,9 @@ def surface_stack(tmp_path_factory, kafka_bootstrap, redis_url):
         stack.start_service("gateway", "modelbus_gateway.app",
                             {**env, "MODELBUS_API_KEYS": json.dumps(keys)})
         stack.wait_ready()
+        # the strictest reading of Anthropic's turn-order rules (older API versions, Bedrock)
+        simulate_rules(stack, **{"anthropic.first_user": True,
+                                 "anthropic.alternating_roles": True})
         yield SurfaceStack(stack, stack.health["gateway"], key, tenant)
     finally:
         stack.stop()
