@@ -6,6 +6,9 @@
   modelbus audit search|report|export|purge|verify
                                     query, report, export and verify the audit store
   modelbus dlq list|inspect|redrive dead-letter records
+  modelbus policy check|diff|show   validate a policy, compare two, the versions routers run
+  modelbus replay --policy FILE     route recorded requests under a candidate policy
+  modelbus shadow report            how a shadow policy's decisions compare with the live ones
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import sys
 
 from modelbus_schemas.topics import PROVIDERS
 
-from modelbus_cli import commands_audit, commands_dlq
+from modelbus_cli import commands_audit, commands_dlq, commands_policy, commands_replay
 
 
 def parser() -> argparse.ArgumentParser:
@@ -40,6 +43,8 @@ def parser() -> argparse.ArgumentParser:
     run.set_defaults(func=_run)
     commands_audit.register(sub)
     commands_dlq.register(sub)
+    commands_policy.register(sub)
+    commands_replay.register(sub)
     return root
 
 
