@@ -18,14 +18,14 @@ from datetime import datetime
 
 from modelbus_audit.db import create_engine
 from modelbus_audit.tables import audit_events as ev
-from sqlalchemy import and_, case, func, null, or_, select
+from sqlalchemy import case, func, null, select, tuple_
 
 from modelbus_router.replay.recorded import Recorded, request_of, then_of
 
 BATCH = 500
 _FOLLOWERS = ("task", "result", "response")
 _META = [ev.c[name] for name in (
-    "id", "kind", "request_id", "event_time", "part_id", "tenant", "team", "caller_user",
+    "id", "kind", "flags", "request_id", "event_time", "part_id", "tenant", "team", "caller_user",
     "task", "provider", "model", "data_class", "status", "cost_usd", "policy_version",
     "error_code", "input_tokens", "output_tokens", "purged_at")]
 _COLUMNS = [*_META, ev.c.payload]
@@ -59,7 +59,7 @@ class Window:
 
 
 class AuditSource:
-    """``async for batch in source.batches()``: lists of :class:`Recorded`."""
+    """``async for batch in source.batches()``: lists of :class:`Recorded`, oldest first."""
 
     def __init__(self, database_url: str, window: Window = Window(), batch: int = BATCH) -> None:
         self.engine = create_engine(database_url)
@@ -74,15 +74,19 @@ class AuditSource:
     async def batches(self) -> AsyncIterator[list[Recorded]]:
         total = await self._count_all()
         stride = max(1, total // self.window.sample) if self.window.sample else 1
-        after, index, taken = 0, 0, 0
+        after, index, taken = None, 0, 0
         while True:
             async with self.engine.connect() as conn:
-                rows = (await conn.execute(
-                    select(*_COLUMNS).where(ev.c.id > after, *self.window.clauses())
-                    .order_by(ev.c.id).limit(self.batch))).all()
+                # keyset pages in the order of the (kind, event_time) index: no page sorts
+                # or rescans the rows before it
+                page = select(*_COLUMNS).where(*self.window.clauses())
+                if after is not None:
+                    page = page.where(tuple_(ev.c.event_time, ev.c.id) > tuple_(*after))
+                rows = (await conn.execute(page.order_by(ev.c.event_time, ev.c.id)
+                                           .limit(self.batch))).all()
                 if not rows:
                     return
-                after = rows[-1].id
+                after = (rows[-1].event_time, rows[-1].id)
                 picked = []
                 for row in rows:
                     if index % stride == 0 and (not self.window.sample
@@ -129,11 +133,15 @@ class AuditSource:
         tenants: dict[str, set] = defaultdict(set)
         for r in rows:
             tenants[r.request_id].add(r.tenant)
-        result = await conn.execute(select(*_FOLLOWER_COLUMNS).where(and_(
-            ev.c.request_id.in_(ids), ev.c.kind.in_(_FOLLOWERS), ev.c.flags.is_(None),
-            or_(ev.c.tenant.is_(None), ev.c.tenant.in_({r.tenant for r in rows if r.tenant})))))
+        # by request id alone, so every database uses the request-id index (a condition on
+        # ``kind`` lets SQLite pick the kind index and scan every row of that kind)
+        result = await conn.execute(select(*_FOLLOWER_COLUMNS).where(
+            ev.c.request_id.in_(ids)))
         out: dict[tuple, list] = defaultdict(list)
         for row in result.all():
+            if row.kind not in _FOLLOWERS or row.flags is not None or (
+                    row.tenant is not None and row.tenant not in tenants[row.request_id]):
+                continue
             owners = [row.tenant] if row.tenant else sorted(tenants.get(row.request_id, ()))
             for tenant in owners:
                 out[(tenant, row.request_id)].append(row)
