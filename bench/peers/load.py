@@ -35,7 +35,8 @@ class HttpTarget:
     session: aiohttp.ClientSession | None = field(default=None, repr=False)
 
     async def start(self) -> None:
-        connector = aiohttp.TCPConnector(limit=0, keepalive_timeout=30)
+        # idle connections dropped before uvicorn closes them (5 s): no request on a dead one
+        connector = aiohttp.TCPConnector(limit=0, keepalive_timeout=4)
         self.session = aiohttp.ClientSession(
             connector=connector, timeout=aiohttp.ClientTimeout(total=60),
             headers={"authorization": f"Bearer {self.key}"})
