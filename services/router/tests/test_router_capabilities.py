@@ -239,3 +239,25 @@ def test_guards_and_the_classifier_take_images_and_tool_turns_in_their_stride():
         screen(size, _request(content=[_image(), _image()]), hosted=True, task="look")
     assert screen(size, _request(content=[_image()]), hosted=True, task="look").findings == []
 
+
+
+def test_an_image_larger_than_a_provider_takes_goes_to_one_that_takes_it():
+    big = base64.b64encode(bytes(6_000_000)).decode()  # 6 MB: above Anthropic's 5 MB
+    policy = parse_policy(POLICY + "  big-image: {strategy: fallback, targets: "
+                                   "[{model: claude}, {model: gemini}]}\n")
+    image = {"type": "image", "data": big, "media_type": "image/png"}
+    routed = plan(_request("big-image", content=[image]), policy)
+    assert routed.tasks[0].model == "gemini-2.5-flash"
+    assert _reasons(routed)["claude-sonnet-4-5"] == "image bytes: 6000000 > 5000000"
+    small = plan(_request("big-image", content=[_image()]), policy)
+    assert small.tasks[0].model == "claude-sonnet-4-5"
+
+
+def test_an_embedding_input_above_the_models_token_limit_is_refused_before_any_call():
+    policy = parse_policy(POLICY)
+    long_input = "token " * 3000  # about 3,000 tokens: above Gemini's 2,048
+    routed = plan(_request("embed", input=[long_input, "short"]), policy)
+    assert routed.tasks[0].model == "nomic-embed-text"
+    assert _reasons(routed)["gemini-embedding-001"].startswith("input tokens: ")
+    assert CatalogModel(provider="openai",
+                        model="text-embedding-3-small").limits.max_input_tokens == 8192

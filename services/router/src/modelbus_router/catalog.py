@@ -58,17 +58,23 @@ _PROVIDER_CAPABILITIES: dict[str, list[str]] = {
     "selfhosted": ["chat", "tools", "json_schema", "json_object"],
 }
 _PROVIDER_LIMITS: dict[str, dict[str, Any]] = {
-    "openai": {"max_stop": 4, "max_images": 500, "max_tools": 128},
-    "anthropic": {"max_images": 100},
-    "gemini": {"max_stop": 5, "max_images": 3600},
+    # image bytes: OpenAI 20 MB a file (images-vision guide), Anthropic 5 MB an image
+    # (vision guide), Gemini 20 MB of inline data a request (generateContent reference)
+    "openai": {"max_stop": 4, "max_images": 500, "max_tools": 128,
+               "max_image_bytes": 20_000_000},
+    "anthropic": {"max_images": 100, "max_image_bytes": 5_000_000},
+    "gemini": {"max_stop": 5, "max_images": 3600, "max_image_bytes": 20_000_000},
     "selfhosted": {"max_stop": 4},
 }
 _EMBEDDING_LIMITS: dict[tuple[str, str], dict[str, Any]] = {
-    ("openai", "text-embedding-3-small"): {"dimensions": (1, 1536), "max_inputs": 2048},
-    ("openai", "text-embedding-3-large"): {"dimensions": (1, 3072), "max_inputs": 2048},
-    ("openai", "text-embedding-ada-002"): {"max_inputs": 2048},
-    ("gemini", "gemini-embedding-001"): {"dimensions": (128, 3072)},
-    ("gemini", "text-embedding-004"): {"dimensions": (1, 768)},
+    # tokens an input may have: OpenAI 8,192 (embeddings reference), Gemini 2,048 (models page)
+    ("openai", "text-embedding-3-small"): {"dimensions": (1, 1536), "max_inputs": 2048,
+                                           "max_input_tokens": 8192},
+    ("openai", "text-embedding-3-large"): {"dimensions": (1, 3072), "max_inputs": 2048,
+                                           "max_input_tokens": 8192},
+    ("openai", "text-embedding-ada-002"): {"max_inputs": 2048, "max_input_tokens": 8192},
+    ("gemini", "gemini-embedding-001"): {"dimensions": (128, 3072), "max_input_tokens": 2048},
+    ("gemini", "text-embedding-004"): {"dimensions": (1, 768), "max_input_tokens": 2048},
 }
 _OPENAI_REASONING = re.compile(r"^(o\d|gpt-5)")
 _OPENAI_TEXT_ONLY = re.compile(r"^(o1-mini|o3-mini|gpt-3\.5)")  # no image input
@@ -86,6 +92,9 @@ class Limits(BaseModel):
     dimensions: tuple[int, int] | None = Field(
         default=None, description="embedding sizes `dimensions` may ask for (None: native only)")
     max_inputs: int | None = Field(default=None, ge=1, description="embedding inputs per call")
+    max_image_bytes: int | None = Field(default=None, ge=1, description="bytes of one image")
+    max_input_tokens: int | None = Field(default=None, ge=1,
+                                         description="tokens of one embedding input")
 
 
 def _is_embedding(model: str) -> bool:
