@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 
+from modelbus_runtime.claimcheck import build_blob_store
 from modelbus_runtime.consumer import EventConsumer
 from modelbus_runtime.errors import TransientInfraError
 from modelbus_runtime.inbound import Inbound
@@ -60,15 +61,18 @@ async def build(ctx: ServiceContext) -> Service:
     stop_tasks = asyncio.Event()
     tasks = [asyncio.create_task(run_checkpoints(
         store, settings.audit_checkpoint_interval_s, stop_tasks))]
-    if settings.audit_retention_days > 0:
+    blobs = build_blob_store(settings) if settings.audit_retention_days > 0 else None
+    if blobs is not None:
         tasks.append(asyncio.create_task(run_retention(
             store, settings.audit_retention_days, settings.audit_retention_interval_s,
-            stop_tasks)))
+            stop_tasks, blobs=blobs)))
 
     async def close() -> None:
         stop_tasks.set()
         await asyncio.gather(*tasks, return_exceptions=True)
         await store.close()
+        if blobs is not None:
+            await blobs.close()
 
     return Service(consumers=[consumer], closers=[close],
                    routes=[Mount("", app=create_api(store, keys))])

@@ -98,9 +98,23 @@ async def export(filters: Filters, fmt: str, path: Path, url: str | None = None,
             return await exporter.write_export(pages, fmt, sink, progress)
 
 
-async def purge(older_than_days: float, url: str | None = None) -> int:
-    async with _opened(url) as store:
-        return await store.purge_text(datetime.now(UTC) - timedelta(days=older_than_days))
+async def purge(older_than_days: float, url: str | None = None) -> tuple[int, int]:
+    """Retention now: (rows whose text was purged, claim-checked blobs deleted)."""
+    from modelbus_runtime.claimcheck import build_blob_store
+
+    from modelbus_audit import retention
+    from modelbus_audit.settings import AuditSettings
+
+    settings = AuditSettings()
+    if url and not settings.blob_url:  # the blobs live beside the store named here
+        settings = settings.model_copy(update={"blob_database_url": url})
+    blobs = build_blob_store(settings)
+    try:
+        async with _opened(url) as store:
+            return await retention.purge(
+                store, blobs, datetime.now(UTC) - timedelta(days=older_than_days))
+    finally:
+        await blobs.close()
 
 
 async def verify(url: str | None = None, against_broker: str | None = None,

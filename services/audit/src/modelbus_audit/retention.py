@@ -1,4 +1,5 @@
-"""Retention: removing old prompt and response text while the hash chains stay verifiable.
+"""Retention: removing old prompt and response text while the hash chains stay verifiable,
+and the claim-checked content (blobs) stored as long ago.
 
 A purge empties the text columns (``payload``, ``body_excerpt``, ``dlq_error``) of rows whose
 ``event_time`` is before the cutoff and sets ``purged_at``. It never deletes rows and never
@@ -51,16 +52,27 @@ async def purge_text(engine: AsyncEngine, before: datetime, now: datetime | None
             after_id = ids[-1]
 
 
+async def purge(store, blobs, before: datetime) -> tuple[int, int]:
+    """One retention round: the text of rows before ``before``, and the claim-checked
+    content stored before then (the blobs the events reference,
+    :mod:`modelbus_runtime.claimcheck`). Returns (rows purged, blobs deleted)."""
+    rows = await store.purge_text(before)
+    deleted = await blobs.delete_older_than(before) if blobs is not None else 0
+    return rows, deleted
+
+
 async def run_retention(
-    store, days: float, interval_s: float, stop: asyncio.Event
+    store, days: float, interval_s: float, stop: asyncio.Event, blobs=None
 ) -> None:
-    """Purge text older than ``days`` every ``interval_s`` until ``stop`` is set. A store
-    outage skips one round (logged); the next round catches up."""
+    """Purge text and blobs older than ``days`` every ``interval_s`` until ``stop`` is set.
+    A store outage skips one round (logged); the next round catches up."""
     while not stop.is_set():
         try:
-            purged = await store.purge_text(datetime.now(UTC) - timedelta(days=days))
-            if purged:
-                log.info("retention purged the text of %d audit rows", purged)
+            purged, deleted = await purge(store, blobs,
+                                          datetime.now(UTC) - timedelta(days=days))
+            if purged or deleted:
+                log.info("retention purged the text of %d audit rows and deleted %d "
+                         "claim-checked blobs", purged, deleted)
         except Exception as exc:  # noqa: BLE001 - a failed round must not stop the service
             log.warning("retention purge failed, retrying next round: %s", exc)
         try:

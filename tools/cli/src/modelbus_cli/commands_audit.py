@@ -79,8 +79,9 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_purge(args: argparse.Namespace) -> int:
     from modelbus_audit.cli import purge
 
-    rows = asyncio.run(purge(args.older_than_days, _url(args)))
-    print(f"purged the text of {rows} rows older than {args.older_than_days} days")
+    rows, blobs = asyncio.run(purge(args.older_than_days, _url(args)))
+    print(f"purged the text of {rows} rows and deleted {blobs} claim-checked blobs older "
+          f"than {args.older_than_days} days")
     return 0
 
 
