@@ -1,6 +1,7 @@
 """NetworkPolicies: only adapter workers may leave the cluster (TCP 443 to public addresses);
 every other modelbus service may reach only DNS, Kafka, Redis and the OpenTelemetry
-Collector (the audit also PostgreSQL); the gateway takes API calls from the ingress
+Collector (PostgreSQL too for the services sharing the claim-check blob store: gateway,
+router, adapter workers, audit; never the aggregator); the gateway takes API calls from the ingress
 controller, every service takes metrics scrapes from Prometheus, and nothing else gets in.
 
 Evaluates the rendered policies the way Kubernetes does (policies add up per pod)."""
@@ -33,6 +34,14 @@ def _name(deployment) -> str:
 
 def _is_worker(deployment) -> bool:
     return _name(deployment) == "adapter-worker"
+
+
+#: The services that store or read claim-checked parts (or, the audit, delete them).
+BLOB_STORE_SERVICES = {"gateway", "router", "adapter-worker", "audit"}
+
+
+def _uses_blob_store(deployment) -> bool:
+    return _name(deployment) in BLOB_STORE_SERVICES
 
 
 #: The OpenTelemetry Collector the manifests send traces to (OTEL_EXPORTER_OTLP_ENDPOINT).
@@ -110,14 +119,16 @@ def test_only_workers_reach_outside_the_cluster_on_443(objs) -> None:
             assert not external, f"{deployment['metadata']['name']} may leave the cluster"
 
 
-def test_services_reach_kafka_redis_dns_and_otlp_and_only_the_audit_reaches_postgres(objs) -> None:
-    for deployment in app_deployments(objs):
+def test_services_reach_kafka_redis_dns_and_otlp_and_only_blob_store_users_reach_postgres(objs) -> None:
+    apps = app_deployments(objs)
+    assert {_name(d) for d in apps} >= BLOB_STORE_SERVICES | {"aggregator"}
+    for deployment in apps:
         allowed = _reachable(objs, deployment)
         assert {("kafka", 9092), ("redis", 6379), ("dns", 53), ("otlp", 4318)} <= allowed, _name(deployment)
-        assert (("postgres", 5432) in allowed) == (_name(deployment) == "audit"), _name(deployment)
+        assert (("postgres", 5432) in allowed) == _uses_blob_store(deployment), _name(deployment)
 
 
-def test_gateway_egress_is_dns_kafka_redis_and_otlp_only(objs) -> None:
+def test_gateway_egress_is_dns_kafka_redis_otlp_and_the_blob_store_only(objs) -> None:
     gateway = named(objs, "Deployment", "gateway")
     rules = _egress_rules(objs, pod_labels(gateway))
     assert rules
@@ -128,10 +139,10 @@ def test_gateway_egress_is_dns_kafka_redis_and_otlp_only(objs) -> None:
                 assert peer.get("podSelector") in (
                     {"matchLabels": {"k8s-app": "kube-dns"}}, {"matchLabels": COLLECTOR[0]}), peer
     assert _reachable(objs, gateway) == {("dns", 53), ("kafka", 9092), ("redis", 6379),
-                                         ("otlp", 4317), ("otlp", 4318)}
+                                         ("otlp", 4317), ("otlp", 4318), ("postgres", 5432)}
     # Every rule that selects the gateway names one of those destinations and ports.
     ports = {p["port"] for rule in rules for p in rule["ports"]}
-    assert ports == {53, 9092, 6379, 4317, 4318}
+    assert ports == {53, 9092, 6379, 4317, 4318, 5432}
 
 
 def test_gateway_api_is_open_to_the_ingress_controller_and_no_other_service_is(objs) -> None:
@@ -146,7 +157,7 @@ def test_gateway_api_is_open_to_the_ingress_controller_and_no_other_service_is(o
             assert _admitted_ports(objs, labels, INGRESS_NAMESPACE) == set(), _name(deployment)
 
 
-def test_only_the_audit_and_the_backup_job_may_connect_to_postgres(objs) -> None:
+def test_only_blob_store_users_and_the_backup_job_may_connect_to_postgres(objs) -> None:
     postgres = pod_labels(next(s for s in of_kind(objs, "StatefulSet") if "postgres" in s["metadata"]["name"]))
     ingress = [p for p in of_kind(objs, "NetworkPolicy")
                if "Ingress" in p["spec"]["policyTypes"] and selects(p["spec"]["podSelector"], postgres)]
@@ -155,7 +166,7 @@ def test_only_the_audit_and_the_backup_job_may_connect_to_postgres(objs) -> None
         admitted = any(selects(peer.get("podSelector"), pod_labels(deployment))
                        for policy in ingress for rule in policy["spec"].get("ingress", [])
                        for peer in rule.get("from", []))
-        assert admitted == (_name(deployment) == "audit")
+        assert admitted == _uses_blob_store(deployment), _name(deployment)
     (backup,) = of_kind(objs, "CronJob")
     backup_labels = backup["spec"]["jobTemplate"]["spec"]["template"]["metadata"]["labels"]
     assert any(selects(peer.get("podSelector"), backup_labels)
