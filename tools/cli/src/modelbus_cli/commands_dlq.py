@@ -8,24 +8,31 @@ import sys
 
 from modelbus_schemas.topics import dlq_topic
 
-from modelbus_cli.dlq import DlqReadStalled, Filter, read_dlq, redrive
-from modelbus_cli.dlq import dlq_topics as known_dlq_topics
 from modelbus_cli.endpoints import resolve
+
+# modelbus_cli.dlq (aiokafka, redis) is imported where a command runs, so `modelbus` starts
+# without loading a Kafka client.
 
 
 def _topics(args) -> list[str]:
     if not args.topic:
-        return known_dlq_topics()
+        from modelbus_cli.dlq import dlq_topics
+
+        return dlq_topics()
     return [t if t.endswith(".dlq") else dlq_topic(t) for t in args.topic]
 
 
-def _filter(args) -> Filter:
+def _filter(args):
+    from modelbus_cli.dlq import Filter
+
     return Filter(reason=args.reason, service=args.service, key=args.key, contains=args.contains)
 
 
-def _read(bootstrap: str, topics: list[str], want: Filter | None = None,
+def _read(bootstrap: str, topics: list[str], want=None,
           limit: int | None = None):
     """The matching records, or None after telling the user why the listing is incomplete."""
+    from modelbus_cli.dlq import DlqReadStalled, Filter, read_dlq
+
     try:
         return asyncio.run(read_dlq(bootstrap, topics, want or Filter(), limit))
     except DlqReadStalled as exc:
@@ -75,6 +82,8 @@ def cmd_redrive(args: argparse.Namespace) -> int:
             print("would redrive", record.summary())
         print(f"{len(records)} record(s); rerun with --yes to send them")
         return 0
+    from modelbus_cli.dlq import redrive
+
     outcomes = asyncio.run(redrive(ends.bootstrap, ends.redis_url, records, args.force))
     for i, outcome in enumerate(outcomes, 1):
         mark = "sent" if outcome.sent else "skip"
