@@ -88,8 +88,9 @@ class KafkaTarget(Pipeline):
         finally:
             self._waiting.pop(rid, None)
         elapsed = (time.perf_counter() - started) * 1000
-        if json.loads(value).get("status") != "ok":
-            raise RuntimeError(f"{self.name}: {value[:200]!r}")
+        response = json.loads(value)
+        if response.get("status") != "ok":
+            raise RuntimeError(f"{self.name}: {response.get('status')} {response.get('error')}")
         return elapsed
 
 
