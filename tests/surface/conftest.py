@@ -52,7 +52,7 @@ class SurfaceStack:
         return self.stack.bootstrap
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")  # one stack for every surface module: it takes a while
 def surface_stack(tmp_path_factory, kafka_bootstrap, redis_url):
     workdir = tmp_path_factory.mktemp(f"surface-{uuid.uuid4().hex[:6]}")
     (workdir / "policy.yaml").write_text(policy())
