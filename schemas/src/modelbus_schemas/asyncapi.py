@@ -21,29 +21,24 @@ from pydantic.json_schema import models_json_schema
 from modelbus_schemas import cloudevents as ce
 from modelbus_schemas import topics
 from modelbus_schemas.deadletter import HEADER_PREFIX, DeadLetterInfo
-from modelbus_schemas.events import (
-    ApprovalDecisionEvent,
-    ApprovalRequestEvent,
-    RequestEvent,
-    ResponseEvent,
-    ResultEvent,
-    TaskEvent,
-)
-from modelbus_schemas.shadow import ShadowDecisionEvent
+from modelbus_schemas.events import RequestEvent
+from modelbus_schemas.jsonschema import CONTRACT
 
 DOCUMENT = Path(__file__).resolve().parents[2] / "asyncapi.json"
 KAFKA_BINDING = "0.5.0"
 REF = "#/components/schemas/{model}"
 
-# (message name, model, CloudEvents type, signed by modelbus?)
+
+def _message_name(contract_name: str) -> str:
+    """``approval-request.v1`` → ``approvalRequest``."""
+    head, *rest = contract_name.removesuffix(".v1").split("-")
+    return head + "".join(word.capitalize() for word in rest)
+
+
+# (message name, model, CloudEvents type, signed by modelbus?) of every event in the contract
 MESSAGES: list[tuple[str, type[BaseModel], str, bool]] = [
-    ("request", RequestEvent, ce.TYPE_REQUEST, False),
-    ("task", TaskEvent, ce.TYPE_TASK, True),
-    ("result", ResultEvent, ce.TYPE_RESULT, True),
-    ("response", ResponseEvent, ce.TYPE_RESPONSE, True),
-    ("approvalRequest", ApprovalRequestEvent, ce.TYPE_APPROVAL_REQUEST, True),
-    ("approvalDecision", ApprovalDecisionEvent, ce.TYPE_APPROVAL_DECISION, True),
-    ("shadowDecision", ShadowDecisionEvent, ShadowDecisionEvent.CE_TYPE, True),
+    (_message_name(name), model, model.CE_TYPE, model is not RequestEvent)
+    for name, model in CONTRACT.items() if model is not DeadLetterInfo
 ]
 
 # (channel name, address, message names, description, parameters)
@@ -62,7 +57,7 @@ CHANNELS: list[tuple[str, str, list[str], str]] = [
      "Requests parked until a human approves them."),
     ("approvalsDecisions", topics.APPROVALS_DECISIONS, ["approvalDecision"],
      "Approvers' decisions, signed with the approver role."),
-    ("shadowDecisions", topics.DECISIONS_SHADOW, ["shadowDecision"],
+    ("shadowDecisions", topics.DECISIONS_SHADOW, ["decisionShadow"],
      "What a shadow policy would have decided for each live request."),
     ("deadLetters", "{topic}.dlq", ["deadLetter"],
      ("Messages that could not be handled: the original bytes and headers plus "
