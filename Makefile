@@ -30,7 +30,7 @@ run-bounded: install
 	$(UV) run modelbus run --no-demo --bounded
 
 test: install
-	$(UV) run pytest --ignore=tests/faults
+	$(UV) run pytest -m "not faults"
 
 test-unit: install
 	$(UV) run pytest -m "not e2e"

@@ -186,6 +186,21 @@ async def test_sim_latency_overlaps_across_concurrent_calls(sim):
     assert sim.stats()["models"]["m"]["calls"] == 200
 
 
+async def test_sim_stats_count_calls_in_flight_until_answered(sim):
+    sim.set_behaviour("m", latency_ms=1_500)
+    async with httpx.AsyncClient(timeout=30) as client:
+        calls = [asyncio.create_task(client.post(sim.openai_base_url + "/chat/completions",
+                                                 json=OPENAI_BODY, headers=AUTH))
+                 for _ in range(3)]
+        for _ in range(100):
+            if sim.stats()["in_flight"] == 3:
+                break
+            await asyncio.sleep(0.02)
+        assert sim.stats()["in_flight"] == 3
+        await asyncio.gather(*calls)
+    assert sim.stats()["in_flight"] == 0
+
+
 def test_sim_hang_times_out_client_and_does_not_block_shutdown():
     server = SimulatorServer().start()
     server.set_behaviour("m", fail_first=5, failure={"kind": "hang"})

@@ -23,6 +23,11 @@ def provider_calls(stack, model: str | None = None) -> int:
     return stats["models"].get(model, {}).get("calls", 0)
 
 
+def calls_in_flight(stack) -> int:
+    """Provider calls the simulator has received and not yet answered."""
+    return httpx.get(f"{stack.simulator_url}/_sim/stats").json()["in_flight"]
+
+
 def embedding_inputs(stack, model: str | None = None) -> int:
     """Embedding inputs the simulator received (OpenAI-style and Gemini), for one model or all."""
     counts = httpx.get(f"{stack.simulator_url}/_sim/stats").json().get("embeddings", {})

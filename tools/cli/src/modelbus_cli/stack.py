@@ -210,9 +210,12 @@ class Stack:
     def child(self, name: str):
         return next(c for c in reversed(self.group.children) if c.name == name)
 
-    def restart(self, name: str, *, kill: bool = True, wait: bool = True):
-        """SIGKILL (or SIGTERM) a service and start it again with the same settings."""
+    def restart(self, name: str, *, kill: bool = True, wait: bool = True, before_stop=None):
+        """SIGKILL (or SIGTERM) a service and start it again with the same settings;
+        ``before_stop()`` runs just before the signal (to look at the stack as it goes)."""
         old = self.child(name)
+        if before_stop is not None:
+            before_stop()
         old.kill() if kill else old.stop()
         self.group.children.remove(old)
         module, extra = self.specs[name]

@@ -7,8 +7,8 @@
                                     resets that model's fail-first counter and RNG
 - `DELETE /_sim/models/{model}`  -> drop a model's behaviour (falls back to default)
 - `POST /_sim/reset`             -> restore the startup script and zero all counters
-- `GET  /_sim/stats`             -> calls per model and outcome, per request key, rejects,
-                                    embedding calls and inputs per model
+- `GET  /_sim/stats`             -> calls per model and outcome, calls in flight, per
+                                    request key, rejects, embedding calls and inputs per model
 - `GET  /_sim/rules`             -> every request rule and whether it is on
 - `PUT  /_sim/rules`             -> switch rules: {"<rule id>": true|false, ...} (until reset)
 Invalid behaviours get 422 `{"error": "<field>: <problem>"}`.

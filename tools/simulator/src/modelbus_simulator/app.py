@@ -31,7 +31,26 @@ def build_app(script: SimScript | None = None) -> Starlette:
     )
     app = Starlette(routes=routes)
     app.state.sim = state
+    app.add_middleware(CallsInFlight, state=state)
     return app
+
+
+class CallsInFlight:
+    """Counts provider calls (every path outside ``/_sim/``) from arrival until answered."""
+
+    def __init__(self, app, state: SimState) -> None:
+        self.app = app
+        self.state = state
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http" or scope["path"].startswith("/_sim/"):
+            await self.app(scope, receive, send)
+            return
+        self.state.in_flight += 1
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.state.in_flight -= 1
 
 
 class SimUvicornServer(uvicorn.Server):

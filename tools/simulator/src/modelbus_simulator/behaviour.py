@@ -175,6 +175,7 @@ class SimState:
     def __init__(self, script: SimScript | None = None) -> None:
         self.initial = script or SimScript()
         self.release = asyncio.Event()  # set on shutdown: ends every `hang` in flight
+        self.in_flight = 0  # provider calls received and not yet answered (a live gauge)
         self.reset()
 
     # -- script management -------------------------------------------------
@@ -295,6 +296,7 @@ class SimState:
                 totals[k] = totals.get(k, 0) + v
         return {
             "total_calls": sum(totals.values()),
+            "in_flight": self.in_flight,
             "outcomes": totals,
             "models": models,
             "request_keys": dict(self.request_keys),
