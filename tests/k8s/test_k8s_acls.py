@@ -7,10 +7,13 @@ copy of it."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from modelbus_runtime.signing import KeyRing
 from modelbus_schemas.topics import (
     APPROVALS_DECISIONS,
+    AUDIT_PATTERN,
     DLQ_SUFFIX,
     GATEWAY,
     PROVIDERS,
@@ -131,8 +134,10 @@ def test_audit_reads_everything_and_writes_only_dead_letters(objs) -> None:
         if not topic.endswith(DLQ_SUFFIX):
             assert not allows(audit, "Write", "topic", topic), topic
     for topic in of_kind(objs, "KafkaTopic"):
-        if topic["metadata"]["labels"].get("modelbus.io/topic-kind") == "dlq":
-            assert allows(audit, "Write", "topic", topic["spec"]["topicName"]), topic["spec"]["topicName"]
+        name = topic["spec"]["topicName"]
+        consumed = re.match(AUDIT_PATTERN, name.removesuffix(DLQ_SUFFIX))
+        if topic["metadata"]["labels"].get("modelbus.io/topic-kind") == "dlq" and consumed:
+            assert allows(audit, "Write", "topic", name), name
 
 
 def test_each_worker_reads_only_its_own_provider(objs) -> None:

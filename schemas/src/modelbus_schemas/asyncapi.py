@@ -59,6 +59,9 @@ CHANNELS: list[tuple[str, str, list[str], str]] = [
      "Approvers' decisions, signed with the approver role."),
     ("shadowDecisions", topics.DECISIONS_SHADOW, ["decisionShadow"],
      "What a shadow policy would have decided for each live request."),
+    ("stream", topics.STREAM, ["stream"],
+     ("Answers of requests with stream: true as the provider produces them, keyed by the "
+      "request; the final response stays the source of truth.")),
     ("deadLetters", "{topic}.dlq", ["deadLetter"],
      ("Messages that could not be handled: the original bytes and headers plus "
       "modelbus_dlq_* headers; `modelbus dlq redrive` sends them back.")),
@@ -75,6 +78,9 @@ OPERATIONS: list[tuple[str, str, str, str]] = [
     ("aggregateResult", "receive", "results", "The aggregator fans results in."),
     ("publishResponse", "send", "responses", "The aggregator (or router) answers."),
     ("publishShadowDecision", "send", "shadowDecisions", "The router's shadow decisions."),
+    ("publishStream", "send", "stream", "A worker streams the answering call's output."),
+    ("receiveStream", "receive", "stream",
+     "An upstream system (or the gateway) reads an answer as it is produced."),
     ("deadLetter", "send", "deadLetters", "Any consumer dead-letters what it cannot handle."),
 ]
 

@@ -176,6 +176,7 @@ class ErrorCode(StrEnum):
     PROVIDER_TERMINAL = "provider_terminal"
     RETRIES_EXHAUSTED = "retries_exhausted"
     PROVIDER_UNAVAILABLE = "provider_unavailable"
+    STREAM_INTERRUPTED = "stream_interrupted"
     INTERNAL = "internal"
 
 

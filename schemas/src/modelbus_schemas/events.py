@@ -87,6 +87,9 @@ class RequestEvent(Contract):
         default=RESPONSES, description="Topic the response is published to."
     )
     metadata: dict[str, str] = Field(default_factory=dict, max_length=32)
+    stream: bool = Field(
+        default=False, description="also publish the answer as it is produced, as stream "
+        "events on modelbus.stream.v1 (plans single, fallback and chain; see stream.v1)")
     created_at: datetime | None = None
 
     @model_validator(mode="after")
@@ -187,6 +190,8 @@ class TaskEvent(InternalEvent):
         default=None, ge=0, description="attempts left for the whole request"
     )
     budget_hold: BudgetHold | None = None
+    stream: bool = Field(default=False, description="publish this task's output as stream "
+                         "events while the provider produces it")
 
     @property
     def tenant(self) -> str:
@@ -227,6 +232,7 @@ class ResultEvent(InternalEvent):
     cost_usd: float = Field(default=0.0, ge=0)
     latency_ms: float = Field(default=0.0, ge=0)
     ttft_ms: float | None = None
+    stream_events: int = Field(default=0, ge=0, description="stream events published for it")
     attempts: list[AttemptRecord] = Field(default_factory=list)
     error: ErrorInfo | None = None
     confidence: float | None = Field(default=None, ge=0, le=1)
@@ -288,6 +294,11 @@ class ResponseEvent(InternalEvent):
     usage: Usage = Usage()
     cost_usd: float = Field(default=0.0, ge=0)
     latency_ms: float | None = None
+    ttft_ms: float | None = Field(
+        default=None, description="time to the first output of the answering call, from the "
+        "start of that call (streamed or not)")
+    stream_events: int = Field(default=0, ge=0,
+                               description="stream events published for this request")
     policy_version: str | None = None
     cache_hit: bool = False
     path: list[str] = Field(

@@ -21,6 +21,7 @@ from modelbus_schemas.events import (
     TaskEvent,
 )
 from modelbus_schemas.shadow import ShadowDecisionEvent
+from modelbus_schemas.stream import StreamEvent
 
 SCHEMA_DIR = Path(__file__).resolve().parents[2] / "json"
 BASE_ID = "https://modelbus.dev/schemas/"
@@ -34,6 +35,7 @@ CONTRACT: dict[str, type[BaseModel]] = {
     "approval-request.v1": ApprovalRequestEvent,
     "approval-decision.v1": ApprovalDecisionEvent,
     "decision-shadow.v1": ShadowDecisionEvent,
+    "stream.v1": StreamEvent,
 }
 
 

@@ -14,6 +14,8 @@ APPROVALS_PENDING = "modelbus.approvals.pending.v1"
 APPROVALS_DECISIONS = "modelbus.approvals.decisions.v1"
 #: What a shadow policy would have decided for each live request (never acted on).
 DECISIONS_SHADOW = "modelbus.decisions.shadow.v1"
+#: Answers of streaming requests as they are produced (one ordered stream per request).
+STREAM = "modelbus.stream.v1"
 
 #: Providers with a worker deployment and a task topic of their own.
 PROVIDERS: tuple[str, ...] = ("openai", "anthropic", "gemini", "selfhosted")
@@ -25,8 +27,9 @@ REPLY_TOPIC_PREFIX = "replies."
 RESPONSES_FAMILY_PREFIX = "modelbus.responses."
 
 #: Regex the audit consumer subscribes with: every modelbus topic, DLQs included, and
-#: every reply topic a policy can allow.
-AUDIT_PATTERN = r"^(modelbus|replies)\..*"
+#: every reply topic a policy can allow; not the stream topic (the audit records a stream's
+#: count, time to first token and final text from the response, never every delta).
+AUDIT_PATTERN = r"^(modelbus\.(?!stream\.v1$)|replies\.).*"
 
 DLQ_SUFFIX = ".dlq"
 
@@ -55,6 +58,7 @@ _WRITERS: dict[str, frozenset[str]] = {
     APPROVALS_PENDING: frozenset({ROUTER}),
     APPROVALS_DECISIONS: frozenset({APPROVER}),
     DECISIONS_SHADOW: frozenset({ROUTER}),
+    STREAM: frozenset({WORKER}),
 }
 
 
@@ -84,7 +88,7 @@ def writer_roles(topic: str) -> frozenset[str] | None:
 def source_topics() -> list[str]:
     """Every topic an event is published to, DLQs excluded."""
     return [REQUESTS, *(tasks_topic(p) for p in PROVIDERS), RESULTS, RESPONSES,
-            APPROVALS_PENDING, APPROVALS_DECISIONS, DECISIONS_SHADOW]
+            APPROVALS_PENDING, APPROVALS_DECISIONS, DECISIONS_SHADOW, STREAM]
 
 
 def all_topics() -> list[str]:

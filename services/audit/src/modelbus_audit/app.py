@@ -1,8 +1,9 @@
 """Audit composition root: every ``modelbus.*`` topic (DLQs included) into the lineage store,
 and the query API on the service's HTTP port.
 
-Subscribes by pattern (``AUDIT_PATTERN``: every ``modelbus.*`` and ``replies.*`` topic), so a
-new topic, a policy's reply topic included, is audited without a change. The audit checks
+Subscribes by pattern (``AUDIT_PATTERN``: every ``modelbus.*`` and ``replies.*`` topic but the
+stream topic, whose count and time to first token the response carries), so a new topic, a
+policy's reply topic included, is audited without a change. The audit checks
 signatures itself (with the service's signing ring) and stores unauthenticated records,
 flagged, rather than sending them to a DLQ: they are evidence. Each batch is made safe to
 store (:mod:`modelbus_audit.privacy`) and written in one transaction; when the store is down
