@@ -80,6 +80,10 @@ class ExecutionPlan(Contract):
     cascade: list[CascadeTier] | None = None
     chain: list[ChainStage] | None = None
     step: int = Field(default=0, ge=0, description="cascade tier or chain stage of this task")
+    stream: bool = Field(
+        default=False, description="the request asked for streaming and its route may stream: "
+        "the task whose answer is final carries stream (single, fallback: the task; chain: "
+        "the last stage; never a cascade or ensemble part)")
     guard_record: bool | None = Field(
         default=None,
         description="whether the router stored a guardrail record (output checks, input "
