@@ -65,6 +65,26 @@ def test_sim_openai_json_object_and_scripted_valid_reply(sim):
     assert r.choices[0].message.parsed == Person(name="Ada", age=36)
 
 
+def test_sim_break_schema_sends_the_scripted_reply_in_every_format(sim):
+    sim.set_behaviour("m", reply="not JSON at all", break_schema=True)
+    fmt = {"type": "json_schema", "json_schema": {"name": "p", "schema": PERSON}}
+    r = oai(sim).chat.completions.create(model="m", messages=ASK, response_format=fmt)
+    assert r.choices[0].message.content == "not JSON at all"
+    c = anthropic.Anthropic(base_url=sim.anthropic_base_url, api_key="k", max_retries=0)
+    r = c.messages.create(model="m", max_tokens=500, messages=ASK,
+                          output_config={"format": {"type": "json_schema", "schema": PERSON}})
+    assert r.content[0].text == "not JSON at all"
+    gem = genai.Client(api_key="k", http_options=types.HttpOptions(base_url=sim.gemini_base_url))
+    try:
+        r = gem.models.generate_content(
+            model="m", contents="a person please",
+            config=types.GenerateContentConfig(response_mime_type="application/json",
+                                               response_json_schema=PERSON))
+        assert r.text == "not JSON at all"
+    finally:
+        gem.close()
+
+
 def test_sim_anthropic_output_config_json_schema(sim):
     c = anthropic.Anthropic(base_url=sim.anthropic_base_url, api_key="k", max_retries=0)
     r = c.messages.create(

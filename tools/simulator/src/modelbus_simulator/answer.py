@@ -7,7 +7,8 @@
 * last turn a tool result -> text quoting the result:
   ``"[{model}] {tool} returned: {result}"``;
 * a JSON output schema (or plain JSON mode) -> JSON text valid for the schema (a scripted
-  `reply` is used when it is itself valid JSON for the schema);
+  `reply` is used when it is itself valid JSON for the schema, or always when the model is
+  scripted with `break_schema`: a model that breaks its output format);
 * otherwise the usual echo / scripted reply.  Images are acknowledged in the text:
   ``"[{model}] saw 2 images: ..."`` so tests can assert they arrived.
 """
@@ -71,6 +72,7 @@ def respond(
     choice: Choice | None = None,
     json_schema: dict | None = None,
     call_prefix: str = "call_",
+    break_schema: bool = False,
 ) -> Answer:
     choice = choice or Choice()
     n_in = prompt.input_words
@@ -81,7 +83,7 @@ def respond(
         return Answer(Reply("", max(1, words), max(1, n_in), False), [call])
     if prompt.tool_result is not None:
         scripted = scripted or f"[{model}] {prompt.tool_name or 'tool'} returned: {prompt.tool_result}"
-    elif json_schema is not None:
+    elif json_schema is not None and not (break_schema and scripted is not None):
         scripted = _json_text(json_schema, scripted)
     note = ""
     if prompt.images:

@@ -186,7 +186,8 @@ def routes(state: SimState) -> list[Route]:
         tools, choice = _tools(body)
         spec = rules_anthropic.output_schema_spec(body)
         answer = respond(model, prompt, plan.behaviour.reply, max_tokens, tools, choice,
-                         spec and spec.get("schema"), call_prefix="toolu_sim")
+                         spec and spec.get("schema"), call_prefix="toolu_sim",
+                         break_schema=plan.behaviour.break_schema)
         stop = "tool_use" if answer.tool_calls else "max_tokens" if answer.reply.cut else "end_turn"
         mid = f"msg_sim{next(_ids):016x}"
         if stream:

@@ -69,6 +69,9 @@ class Behaviour(BaseModel):
     seed: int | None = None
     vision: bool = True  # False: image inputs are refused like a text-only model
     embedding_dim: int | None = Field(default=None, ge=1, le=65536)  # default dimension
+    # JSON outputs: send the scripted `reply` as it is, even when it is not JSON valid for the
+    # requested schema (a model breaking its output format); default: generate valid JSON
+    break_schema: bool = False
 
 
 class SimScript(BaseModel):

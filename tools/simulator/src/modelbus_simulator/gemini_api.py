@@ -174,7 +174,7 @@ def routes(state: SimState) -> list[Route]:
             max_tokens = int_or_none(config.get("maxOutputTokens", config.get("max_output_tokens")))
         tools, choice = _tools(body)
         answer = respond(model, prompt, plan.behaviour.reply, max_tokens, tools, choice,
-                         _json_schema(body))
+                         _json_schema(body), break_schema=plan.behaviour.break_schema)
         reply = answer.reply
         finish = "MAX_TOKENS" if reply.cut else "STOP"
         rid = f"sim{next(_ids):012x}"

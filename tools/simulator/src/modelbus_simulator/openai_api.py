@@ -195,7 +195,7 @@ def routes(state: SimState) -> list[Route]:
             max_tokens = int_or_none(body.get("max_tokens"))
         tools, choice = _tools(body)
         answer = respond(model, prompt, plan.behaviour.reply, max_tokens, tools, choice,
-                         _json_schema(body))
+                         _json_schema(body), break_schema=plan.behaviour.break_schema)
         finish = "tool_calls" if answer.tool_calls else "length" if answer.reply.cut else "stop"
         cid, created = f"chatcmpl-sim{next(_ids):08x}", int(time.time())
         if stream:
