@@ -18,7 +18,9 @@ Order of work for a request (each step's side effect is idempotent by its scoped
 3. gather what the strategy needs — circuit state, model stats, the sticky target — and
    build the plan (constraints, strategy, decision record);
    a request the route's approval gate holds is parked instead (``Outcome.approval``) and
-   routed again by :meth:`RouterEngine.on_approval` when a decision arrives;
+   routed again by :meth:`RouterEngine.on_approval` when a decision arrives; a request
+   that asks to stream gets a streaming plan where its route may stream
+   (:mod:`modelbus_router.streaming`);
 4. a cache hit is answered here, without dispatch or charge (placeholders restored for
    the caller where the route allows it);
 5. reserve the estimated cost on every budget of the tenant and team (atomic; redelivery
@@ -76,6 +78,7 @@ from modelbus_router.quotas import QuotaExceeded, Quotas
 from modelbus_router.reload import PolicySource
 from modelbus_router.sticky import StickySessions
 from modelbus_router.strategies import StrategyInputs
+from modelbus_router.streaming import with_stream
 
 DECISIONS = Counter(
     "modelbus_router_decisions_total", "Routing outcomes by route and outcome",
@@ -269,6 +272,7 @@ class RouterEngine:
                 guard="approval", stage="input", mode="validate", action="allowed",
                 detail=f"approved by {parked.approver}: {'; '.join(reasons)}"[:512]))
         routed = _with_findings(with_output_checks(routed, guards.output), findings)
+        routed = with_stream(routed, request, guards.output, screened.restore_map)
         key = routed.decision.cache_key
         if key is not None:
             hit = await self.cache.get(key)
@@ -332,6 +336,6 @@ class RouterEngine:
         return hit.model_copy(update={
             "event_id": ResponseEvent.make_id(scope_of(request)),
             "request_id": request.request_id, "tenant": request.caller.tenant,
-            "task": request.task, "cache_hit": True,
+            "task": request.task, "cache_hit": True, "ttft_ms": None, "stream_events": 0,
             "cost_usd": 0.0, "policy_version": policy.version, "created_at": datetime.now(UTC),
         })
