@@ -25,7 +25,7 @@ class Recorder:
     def __init__(self) -> None:
         self.requests = []
 
-    async def call(self, adapter, request, timeout_s):
+    async def call(self, adapter, request, timeout_s, sink=None):
         self.requests.append(request)
         return Completion("a cat", "stop", 10, 2, "claude-x")
 

@@ -29,7 +29,7 @@ class EchoTransport:
     def __init__(self) -> None:
         self.bodies: list[dict] = []
 
-    async def call(self, adapter, request, timeout_s):
+    async def call(self, adapter, request, timeout_s, sink=None):
         self.bodies.append(request.json)
         if "requests" in request.json:  # Gemini
             texts = [r["content"]["parts"][0]["text"] for r in request.json["requests"]]

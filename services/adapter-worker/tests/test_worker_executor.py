@@ -31,7 +31,7 @@ class ScriptedTransport:
     def __init__(self, *steps) -> None:
         self.steps, self.calls = list(steps), 0
 
-    async def call(self, adapter, request, timeout_s):
+    async def call(self, adapter, request, timeout_s, sink=None):
         step = self.steps[min(self.calls, len(self.steps) - 1)]
         self.calls += 1
         if isinstance(step, Exception):
@@ -143,7 +143,7 @@ class SlowTransport:
     def __init__(self) -> None:
         self.calls = 0
 
-    async def call(self, adapter, request, timeout_s):
+    async def call(self, adapter, request, timeout_s, sink=None):
         self.calls += 1
         await asyncio.sleep(timeout_s)
         raise ProviderError("timed out", retryable=True, code="timeout")

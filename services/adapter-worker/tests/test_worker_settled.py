@@ -38,7 +38,7 @@ class ScriptedTransport:
     def __init__(self, *steps) -> None:
         self.steps, self.calls = list(steps), 0
 
-    async def call(self, adapter, request, timeout_s):
+    async def call(self, adapter, request, timeout_s, sink=None):
         step = self.steps[min(self.calls, len(self.steps) - 1)]
         self.calls += 1
         if isinstance(step, Exception):
@@ -57,7 +57,7 @@ class MarkAfter(ScriptedTransport):
         super().__init__(*steps)
         self.marks, self.scope, self.n = marks, scope, n
 
-    async def call(self, adapter, request, timeout_s):
+    async def call(self, adapter, request, timeout_s, sink=None):
         try:
             return await super().call(adapter, request, timeout_s)
         finally:

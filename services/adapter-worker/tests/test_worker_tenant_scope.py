@@ -37,7 +37,7 @@ class EchoExecutor:
     def __init__(self) -> None:
         self.calls = 0
 
-    async def run(self, task: TaskEvent) -> TargetRun:
+    async def run(self, task: TaskEvent, sink=None) -> TargetRun:
         self.calls += 1
         text = task.messages[-1].content
         return TargetRun("ok", completion=Completion(text, "stop", 1, 1, task.model))

@@ -2,7 +2,8 @@
 
 Consumes ``modelbus.tasks.<provider>.v1``; for each task the :class:`TaskHandler` produces
 one output — a :class:`ResultEvent` on ``modelbus.results.v1`` or the task forwarded to its
-fallback's topic — which is published here. Everything else lives in plain modules.
+fallback's topic — which is published here, and a streamed task's stream events on
+``modelbus.stream.v1``, published through the same signing producer. Everything else lives in plain modules.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from modelbus_adapter_worker.adapters import build_adapter, build_embedder
 from modelbus_adapter_worker.embed_cache import EmbeddingCache
 from modelbus_adapter_worker.executor import Executor
 from modelbus_adapter_worker.handler import TaskHandler
-from modelbus_adapter_worker.idempotency import OutputStore
+from modelbus_adapter_worker.idempotency import Output, OutputStore
 from modelbus_adapter_worker.settings import WorkerSettings
 from modelbus_adapter_worker.stats import load_model_stats
 from modelbus_adapter_worker.transport import HttpTransport
@@ -51,7 +52,9 @@ def build_handler(settings: WorkerSettings, redis, transport: HttpTransport,
         if settings.embedding_cache_ttl_s > 0 else None,
         blobs=blobs,
     )
-    return TaskHandler(executor, OutputStore(redis, ttl_s=settings.result_ttl_s))
+    return TaskHandler(executor, OutputStore(redis, ttl_s=settings.result_ttl_s),
+                       stream_flush_ms=settings.stream_flush_ms,
+                       stream_flush_deltas=settings.stream_flush_deltas)
 
 
 async def build(ctx: ServiceContext) -> Service:
@@ -65,12 +68,16 @@ async def build(ctx: ServiceContext) -> Service:
 
     async def handle(message: Inbound) -> None:
         task = message.decode(TaskEvent)
-        out = await handler.handle(task)
-        if out is None:  # the request was settled: nothing to publish
-            return
-        await producer.publish_bytes(out.topic, key=out.key, value=out.value,
-                                     event_id=out.event_id, ce_type=out.ce_type,
-                                     headers=message.passthrough_headers())
+        headers = message.passthrough_headers()
+
+        async def publish(out: Output) -> None:  # signed by the producer, like every output
+            await producer.publish_bytes(out.topic, key=out.key, value=out.value,
+                                         event_id=out.event_id, ce_type=out.ce_type,
+                                         headers=headers)
+
+        out = await handler.handle(task, publish)
+        if out is not None:  # None: the request was settled, nothing to publish
+            await publish(out)
 
     consumer = EventConsumer(
         settings, group_id=f"modelbus-worker-{settings.provider}",

@@ -16,6 +16,12 @@ An embedding task (``operation: embed``) first takes what the embedding cache ha
 missing inputs are requested, in the provider's batches (one attempt sends every batch),
 and the new vectors are cached.
 
+A task with ``stream`` set (a chat) is called streamed even when the worker's ``stream``
+setting is off, and each delta read goes to the ``sink`` the caller passed (see
+:mod:`modelbus_adapter_worker.stream_out`). Retry — and fallback, decided by the caller —
+are possible only until the first delta went to the sink: a failure after that stops the
+run ``stream_interrupted`` at once (the caller has already seen part of an answer).
+
 The outcome is a :class:`TargetRun` (the completion or the last error, this target's
 attempts, and why it stopped); :mod:`modelbus_adapter_worker.outcome` turns it into a result
 or a fallback task.
@@ -52,12 +58,12 @@ from modelbus_adapter_worker.telemetry import (
     attempt_span,
     record_attempt,
 )
-from modelbus_adapter_worker.transport import HttpTransport
+from modelbus_adapter_worker.transport import DeltaSink, HttpTransport
 
 log = logging.getLogger(__name__)
 
 Stop = Literal["ok", "terminal", "retries_exhausted", "circuit_open", "deadline", "budget",
-               "fallback_status", "settled"]
+               "fallback_status", "settled", "stream_interrupted"]
 
 
 @dataclass
@@ -88,9 +94,11 @@ class Executor:
         self.embed_cache = embed_cache  # embed_cache.EmbeddingCache | None
         self.blobs = blobs  # modelbus_runtime.claimcheck.BlobStore | None
 
-    async def run(self, task: TaskEvent) -> TargetRun:
+    async def run(self, task: TaskEvent, sink: DeltaSink | None = None) -> TargetRun:
+        """Run the task; ``sink`` receives the output of a streamed chat as it arrives."""
         started = time.perf_counter()
-        run = await (self._embed(task) if task.operation == "embed" else self._attempts(task))
+        run = await (self._embed(task) if task.operation == "embed"
+                     else self._attempts(task, _Delivered(sink) if sink else None))
         run.latency_ms = (time.perf_counter() - started) * 1000
         return run
 
@@ -119,12 +127,12 @@ class Executor:
                 raise ClaimCheckError("claim-check references but no blob store configured")
             messages = await resolve_messages(self.blobs, task.tenant, task.messages)
             task = task.model_copy(update={"messages": messages})
-        return self.adapter.build(task, stream=self.stream)
+        return self.adapter.build(task, stream=self.stream or task.stream)
 
-    async def _send(self, request: HttpRequest | list[HttpRequest],
-                    timeout: float) -> Completion:
+    async def _send(self, request: HttpRequest | list[HttpRequest], timeout: float,
+                    sink: DeltaSink | None = None) -> Completion:
         if not isinstance(request, list):
-            return await self.transport.call(self.adapter, request, timeout)
+            return await self.transport.call(self.adapter, request, timeout, sink)
         answers = await asyncio.gather(
             *(self.transport.call(self.embedder, r, timeout) for r in request),
             return_exceptions=True)
@@ -133,7 +141,7 @@ class Executor:
                 raise answer
         return combine(answers)
 
-    async def _attempts(self, task: TaskEvent) -> TargetRun:
+    async def _attempts(self, task: TaskEvent, sink: _Delivered | None = None) -> TargetRun:
         policy = RetryPolicy.from_spec(task.retry or self.default_retry)
         limit = policy.max_attempts
         if task.attempt_budget is not None:
@@ -180,7 +188,7 @@ class Executor:
             timeout = policy.attempt_timeout_s if remaining is None else min(
                 policy.attempt_timeout_s, remaining)
             completion, error, attempt = await self._call(
-                task, request, timeout, first_number + index)
+                task, request, timeout, first_number + index, sink)
             attempts.append(attempt)
             if error is None:
                 await self._after_success(task, completion, attempt, estimate)
@@ -188,6 +196,9 @@ class Executor:
             if self.breakers is not None:
                 await self.breakers.record(task.provider, task.model,
                                            ok=not error.signals_unhealthy)
+            if sink is not None and sink.count:
+                return TargetRun("stream_interrupted", error=_interrupted(error, sink.count),
+                                 attempts=attempts)
             if not policy.should_retry(error):
                 return TargetRun("terminal", error=error, attempts=attempts)
             if task.fallbacks and task.fallback_on and error.status_code in task.fallback_on:
@@ -205,14 +216,15 @@ class Executor:
             return TargetRun("deadline", error=_deadline(error), attempts=attempts)
         return TargetRun("retries_exhausted", error=error, attempts=attempts)
 
-    async def _call(self, task: TaskEvent, request, timeout: float, number: int):
+    async def _call(self, task: TaskEvent, request, timeout: float, number: int,
+                    sink: DeltaSink | None = None):
         started_at = datetime.now(UTC)
         t0 = time.perf_counter()
         completion, error = None, None
         CALLS_IN_FLIGHT.inc()
         with attempt_span(task, number) as span:
             try:
-                completion = await self._send(request, timeout)
+                completion = await self._send(request, timeout, sink)
             except ProviderError as exc:
                 error = exc
             finally:
@@ -241,6 +253,24 @@ class Executor:
         if self.stats is not None:
             await self.stats.observe(task.provider, task.model, attempt.latency_ms,
                                      completion.output_tokens)
+
+
+class _Delivered:
+    """The caller's sink, counting the deltas handed to it."""
+
+    def __init__(self, sink: DeltaSink) -> None:
+        self.sink = sink
+        self.count = 0
+
+    async def __call__(self, delta) -> None:
+        self.count += 1
+        await self.sink(delta)
+
+
+def _interrupted(error: ProviderError, deltas: int) -> ProviderError:
+    return ProviderError(
+        f"the provider's stream broke after {deltas} delta(s) had been forwarded: {error}",
+        retryable=False, code="stream_interrupted", status_code=error.status_code)
 
 
 def _remaining_s(task: TaskEvent) -> float | None:

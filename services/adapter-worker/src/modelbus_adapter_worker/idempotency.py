@@ -11,9 +11,15 @@ redrive — gets the saved output republished instead of a second provider call.
 expire after ``ttl_s`` (longer than any redelivery window). Reads and writes of concurrent
 tasks share round trips (:class:`modelbus_runtime.redis.CoalescingRedis`).
 
+It also keeps a task's "stream started" mark (same key, its own prefix, same expiry): set
+before a streamed task's first delta leaves, so a redelivered task whose stream had begun
+but whose output was never saved is answered ``stream_interrupted`` instead of calling the
+provider again (the caller already saw part of an answer).
+
 If Redis is unreachable the store degrades rather than stalls the partition: a lookup
 reports "not seen" (the worst case is one extra provider call, whose result downstream
-consumers deduplicate by event id) and a save is skipped, both with a warning.
+consumers deduplicate by event id) and a save is skipped, both with a warning; a missing
+mark reads as "no stream started" and an unsaved one is skipped likewise.
 """
 
 from __future__ import annotations
@@ -50,10 +56,12 @@ class Output:
 
 
 class OutputStore:
-    def __init__(self, redis, *, ttl_s: int = 86_400, prefix: str = "mb:worker:out") -> None:
+    def __init__(self, redis, *, ttl_s: int = 86_400, prefix: str = "mb:worker:out",
+                 stream_prefix: str = "mb:worker:streamed") -> None:
         self.redis = redis
         self.ttl_s = ttl_s
         self.prefix = prefix
+        self.stream_prefix = stream_prefix
         self._last_warning = 0.0
 
     def _warn(self, what: str, exc: Exception) -> None:
@@ -80,3 +88,16 @@ class OutputStore:
             await self.redis.set(key, value, ex=self.ttl_s)
         except (RedisError, OSError) as exc:
             self._warn("outputs not kept", exc)
+
+    async def mark_stream_started(self, task_id: str) -> None:
+        try:
+            await self.redis.set(f"{self.stream_prefix}:{task_id}", b"1", ex=self.ttl_s)
+        except (RedisError, OSError) as exc:
+            self._warn("stream started marks not kept", exc)
+
+    async def stream_started(self, task_id: str) -> bool:
+        try:
+            return bool(await self.redis.exists(f"{self.stream_prefix}:{task_id}"))
+        except (RedisError, OSError) as exc:
+            self._warn("redelivered streams handled as new", exc)
+            return False

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge
+from prometheus_client import Counter, Gauge, Histogram
 
 PROVIDER_CALLS = Counter(
     "modelbus_provider_calls_total", "HTTP calls to providers, by outcome",
@@ -23,4 +23,16 @@ SETTLED_SKIPS = Counter(
 EMBEDDING_CACHE = Counter(
     "modelbus_embedding_cache_total", "Embedding inputs looked up in the cache, by outcome",
     ["outcome"],
+)
+STREAM_TTFT = Histogram(
+    "modelbus_stream_ttft_seconds",
+    "Streamed tasks: time from the task's start at the worker to its first stream event "
+    "published (retries before the first delta included), by provider and route",
+    ["provider", "route"],
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 1.5, 2.5, 5, 10, 30, 60),
+)
+STREAM_EVENTS = Histogram(
+    "modelbus_stream_events_per_request",
+    "Stream events published for one streamed task, the last (end or error) included",
+    ["provider"], buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024),
 )

@@ -4,7 +4,8 @@ target is exhausted and the plan has another — the same part forwarded to the 
 Fallback rule: a target is exhausted when its retries are used up, its circuit is open, or
 it failed with a status in ``task.fallback_on``. A terminal error (a 4xx other than
 408/409/429) falls back only when its status is in ``fallback_on``. Nothing falls back past
-the request's deadline or attempt budget, nor past a settled request. The forwarded task's id is
+the request's deadline or attempt budget, nor past a settled request, nor after a streamed
+answer had begun to leave (``stream_interrupted``). The forwarded task's id is
 ``TaskEvent.make_id(scope, part_id, plan.step, hop)`` with ``hop`` the number of targets
 already tried for the part, so a redelivered task forwards under the same id.
 
@@ -30,13 +31,15 @@ _CODES = {
     "budget": ErrorCode.RETRIES_EXHAUSTED,
     "circuit_open": ErrorCode.PROVIDER_UNAVAILABLE,
     "deadline": ErrorCode.DEADLINE_EXCEEDED,
+    "stream_interrupted": ErrorCode.STREAM_INTERRUPTED,
 }
 # Terminal errors found before any provider call: the request, not the provider, is at fault.
 _REQUEST_CODES = {"invalid_request", "blob_missing", "blob_tampered", "unsupported_operation"}
 
 
 def falls_back(task: TaskEvent, run: TargetRun) -> bool:
-    if not task.fallbacks or run.stop in ("ok", "deadline", "budget", "settled"):
+    if not task.fallbacks or run.stop in ("ok", "deadline", "budget", "settled",
+                                               "stream_interrupted"):
         return False
     status = run.error.status_code if run.error else None
     if run.stop == "terminal":

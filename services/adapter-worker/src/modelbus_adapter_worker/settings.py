@@ -29,7 +29,17 @@ class WorkerSettings(RuntimeSettings):
     api_key_file: Path | None = None
 
     # Calls.
-    stream: bool = Field(default=True, description="stream from providers (measures TTFT)")
+    stream: bool = Field(default=True, description="stream from providers (measures TTFT); "
+                         "tasks with stream set are streamed whatever this says")
+    stream_flush_ms: float = Field(
+        default=50, gt=0, description="streamed tasks: after the first delta (published at "
+        "once for time to first token), deltas are gathered into one stream event per this "
+        "many ms; 50 ms is below a pause a reader notices, and turns a provider's tens to "
+        "hundreds of deltas per second into at most 20 broker events per second per stream")
+    stream_flush_deltas: int = Field(
+        default=16, ge=1, description="streamed tasks: a stream event leaves as soon as this "
+        "many deltas are gathered, before stream_flush_ms is up; bounds the size of an event "
+        "when a provider bursts (16 deltas: a short sentence)")
     max_in_flight: int = 1000
     max_connections: int = 1000
     anthropic_max_tokens: int = 1024

@@ -11,19 +11,27 @@ The base URL comes only from configuration; a task only picks the path through i
 The per-attempt timeout covers the whole attempt, stream included. Time to first token is
 measured from the start of the attempt to the first frame that carried output (text or
 a tool call).
+
+A streamed call may be given a delta sink: an async callable awaited with each frame's
+:class:`~modelbus_adapter_worker.adapters.StreamDelta` as it is read, so output can leave
+before the answer is complete. Awaiting it paces the read: a slow sink slows the stream
+(and counts against the attempt's timeout) rather than piling deltas up in memory.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
 
 import aiohttp
 import orjson
 
-from modelbus_adapter_worker.adapters import Adapter, Completion, HttpRequest
+from modelbus_adapter_worker.adapters import Adapter, Completion, HttpRequest, StreamDelta
 from modelbus_adapter_worker.adapters.sse import SseDecoder
 from modelbus_adapter_worker.errors import ProviderError, truncated
+
+DeltaSink = Callable[[StreamDelta], Awaitable[None]]
 
 
 class HttpTransport:
@@ -49,7 +57,8 @@ class HttpTransport:
         if self._session is not None:
             await self._session.close()
 
-    async def call(self, adapter: Adapter, request: HttpRequest, timeout_s: float) -> Completion:
+    async def call(self, adapter: Adapter, request: HttpRequest, timeout_s: float,
+                   sink: DeltaSink | None = None) -> Completion:
         started = time.perf_counter()
         try:
             async with asyncio.timeout(timeout_s):
@@ -62,7 +71,7 @@ class HttpTransport:
                         raise adapter.classify(response.status, response.headers, body)
                     if not request.stream:
                         return adapter.parse(await response.read(), request)
-                    return await _read_stream(adapter, request, response, started)
+                    return await _read_stream(adapter, request, response, started, sink)
         except TimeoutError:
             raise ProviderError(f"attempt timed out after {timeout_s:.1f}s", retryable=True,
                                 code="timeout") from None
@@ -74,15 +83,19 @@ class HttpTransport:
 
 
 async def _read_stream(adapter: Adapter, request: HttpRequest, response,
-                       started: float) -> Completion:
+                       started: float, sink: DeltaSink | None = None) -> Completion:
     parser = adapter.stream_parser(request)
     decoder = SseDecoder()
     ttft_ms = None
     async for raw in response.content:
         frame = decoder.line(raw.decode("utf-8", "replace"))
-        if frame is None:
+        if frame is None or not parser.feed(*frame):
             continue
-        if parser.feed(*frame) and ttft_ms is None:
+        if ttft_ms is None:
             ttft_ms = (time.perf_counter() - started) * 1000
+        if sink is not None:
+            delta = parser.take_delta()
+            if delta:
+                await sink(delta)
     completion = parser.finish()
     return Completion(**{**completion.__dict__, "ttft_ms": ttft_ms})

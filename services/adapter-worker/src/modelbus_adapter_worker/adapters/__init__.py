@@ -1,7 +1,8 @@
 """Provider adapters: translate a canonical task to a provider's wire format and back.
 
 An adapter is small and pure: ``build`` makes the HTTP request, ``parse`` reads a success
-body, ``stream_parser`` reads an SSE stream frame by frame, ``classify`` turns an error
+body, ``stream_parser`` reads an SSE stream frame by frame (and hands out what arrived since
+it was last asked, :class:`StreamDelta`), ``classify`` turns an error
 response into a :class:`ProviderError`. Retries, timeouts, breakers, rate limits and
 fallback wrap adapters (:mod:`modelbus_adapter_worker.executor`); none of them is a flag
 in here. Adapters know nothing of HTTP clients: :mod:`modelbus_adapter_worker.transport`
@@ -15,6 +16,7 @@ from typing import Any, Protocol
 
 from modelbus_schemas import TaskEvent
 from modelbus_schemas.content import ToolCall
+from modelbus_schemas.stream import ToolCallDelta
 
 from modelbus_adapter_worker.errors import ProviderError
 
@@ -41,10 +43,38 @@ class Completion:
     embeddings: list[list[float]] | None = None
 
 
+@dataclass
+class StreamDelta:
+    """Output that arrived since the last :meth:`StreamParser.take_delta`: text to append,
+    and tool-call fragments (``index`` names the call; id and name come with its first
+    fragment, ``arguments`` is the next piece of its JSON text)."""
+
+    text: str = ""
+    tool_calls: list[ToolCallDelta] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.text or self.tool_calls)
+
+    def add(self, other: StreamDelta) -> None:
+        """Append ``other``; consecutive fragments of one call become one fragment."""
+        self.text += other.text
+        for piece in other.tool_calls:
+            last = self.tool_calls[-1] if self.tool_calls else None
+            if last is not None and last.index == piece.index and piece.id is None and (
+                    piece.name is None):
+                self.tool_calls[-1] = last.model_copy(
+                    update={"arguments": last.arguments + piece.arguments})
+            else:
+                self.tool_calls.append(piece)
+
+
 class StreamParser(Protocol):
     def feed(self, event: str | None, data: str) -> bool:
-        """One SSE frame; returns True when it carried output text. Raises ProviderError
-        for an error frame or a frame that is not JSON."""
+        """One SSE frame; returns True when it carried output (text or a tool call). Raises
+        ProviderError for an error frame or a frame that is not JSON."""
+
+    def take_delta(self) -> StreamDelta:
+        """The output fed since the previous call (empty when none), handed out once."""
 
     def finish(self) -> Completion:
         """The completion; raises a retryable ProviderError when the terminal event never

@@ -8,6 +8,11 @@ JSON tool's input is the JSON answer instead). A stream is complete only when
 ``message_start`` the input tokens; a ``tool_use`` block streams its input as
 ``input_json_delta`` fragments; an ``error`` event (e.g. ``overloaded_error``) is a
 retryable failure.
+
+Stream deltas: text deltas as text; a caller's tool call as a fragment with its id and
+name when its block starts, then its ``input_json_delta`` pieces, numbered 0, 1, ... in
+the order the calls began (content block indexes also count text blocks). The forced JSON
+tool's input is not streamed: the answer text it becomes is only known whole.
 """
 
 from __future__ import annotations
@@ -15,8 +20,9 @@ from __future__ import annotations
 import orjson
 from modelbus_schemas import TaskEvent
 from modelbus_schemas.content import ToolCall
+from modelbus_schemas.stream import ToolCallDelta
 
-from modelbus_adapter_worker.adapters import Completion, HttpRequest
+from modelbus_adapter_worker.adapters import Completion, HttpRequest, StreamDelta
 from modelbus_adapter_worker.adapters.normalize_anthropic import body_of
 from modelbus_adapter_worker.adapters.wire import dumps
 from modelbus_adapter_worker.errors import (
@@ -103,6 +109,8 @@ class AnthropicStream:
         self.output_tokens = 0
         self.model: str | None = None
         self.stopped = False
+        self.pending = StreamDelta()
+        self.call_numbers: dict[int, int] = {}  # content block index -> tool call number
 
     def feed(self, event: str | None, data: str) -> bool:
         try:
@@ -112,7 +120,9 @@ class AnthropicStream:
         kind = frame.get("type") if isinstance(frame, dict) else None
         if kind == "content_block_start":
             block = dict(frame.get("content_block") or {})
-            self.blocks[int(frame.get("index", len(self.blocks)))] = block
+            index = int(frame.get("index", len(self.blocks)))
+            self.blocks[index] = block
+            return self._call_started(index, block)
         elif kind == "content_block_delta":
             return self._delta(int(frame.get("index", 0)), frame.get("delta") or {})
         elif kind == "message_start":
@@ -134,15 +144,35 @@ class AnthropicStream:
             )
         return False
 
+    def _call_started(self, index: int, block: dict) -> bool:
+        if block.get("type") != "tool_use" or block.get("name") == self.meta.get("json_tool"):
+            return False
+        number = self.call_numbers[index] = len(self.call_numbers)
+        try:
+            self.pending.tool_calls.append(ToolCallDelta(
+                index=number, id=block.get("id"), name=block.get("name")))
+        except ValueError:
+            raise malformed("streamed tool_use block") from None
+        return True
+
     def _delta(self, index: int, delta: dict) -> bool:
         block = self.blocks.setdefault(index, {"type": "text", "text": ""})
         if delta.get("type") == "text_delta" and delta.get("text"):
             block["text"] = block.get("text", "") + delta["text"]
+            self.pending.text += delta["text"]
             return True
         if delta.get("type") == "input_json_delta":
-            self.json_parts.setdefault(index, []).append(delta.get("partial_json") or "")
+            piece = delta.get("partial_json") or ""
+            self.json_parts.setdefault(index, []).append(piece)
+            if index in self.call_numbers and piece:
+                self.pending.add(StreamDelta(tool_calls=[ToolCallDelta(
+                    index=self.call_numbers[index], arguments=piece)]))
             return True
         return False
+
+    def take_delta(self) -> StreamDelta:
+        delta, self.pending = self.pending, StreamDelta()
+        return delta
 
     def finish(self) -> Completion:
         if not self.stopped:

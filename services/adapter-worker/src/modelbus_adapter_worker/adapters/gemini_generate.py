@@ -10,6 +10,9 @@ made. The key travels in the
 ``x-goog-api-key`` header, never in the URL (URLs end up in logs). A Gemini stream has no
 ``[DONE]``: it is complete only when a chunk carried a ``finishReason``. A 429's
 ``RetryInfo.retryDelay`` is honoured like ``Retry-After``.
+
+Stream deltas: each chunk's text, and each function call whole (one fragment with id,
+name and all its arguments).
 """
 
 from __future__ import annotations
@@ -18,8 +21,9 @@ from urllib.parse import quote
 
 import orjson
 from modelbus_schemas import TaskEvent
+from modelbus_schemas.stream import ToolCallDelta
 
-from modelbus_adapter_worker.adapters import Completion, HttpRequest
+from modelbus_adapter_worker.adapters import Completion, HttpRequest, StreamDelta
 from modelbus_adapter_worker.adapters.normalize_gemini import body_of, candidate_output
 from modelbus_adapter_worker.errors import (
     ProviderError,
@@ -99,6 +103,7 @@ class GeminiStream:
         self.reason: str | None = None
         self.usage: dict = {}
         self.model: str | None = None
+        self.pending = StreamDelta()
 
     def feed(self, event: str | None, data: str) -> bool:
         try:
@@ -119,15 +124,23 @@ class GeminiStream:
         got_output = False
         for candidate in (chunk.get("candidates") or ())[:1]:
             try:
-                piece, calls = candidate_output(candidate, len(self.calls))
+                first = len(self.calls)
+                piece, calls = candidate_output(candidate, first)
+                fragments = [ToolCallDelta(index=first + n, id=c.id, name=c.name,
+                                           arguments=c.arguments) for n, c in enumerate(calls)]
             except _BAD_BODY as exc:
                 raise malformed(f"function call: {exc.__class__.__name__}") from None
             if piece or calls:
                 self.text.append(piece)
                 self.calls.extend(calls)
+                self.pending.add(StreamDelta(piece, fragments))
                 got_output = True
             self.reason = candidate.get("finishReason") or self.reason
         return got_output
+
+    def take_delta(self) -> StreamDelta:
+        delta, self.pending = self.pending, StreamDelta()
+        return delta
 
     def finish(self) -> Completion:
         if self.reason is None:

@@ -32,6 +32,7 @@ from typing import Any
 
 from modelbus_schemas import ChatMessage, TaskEvent
 from modelbus_schemas.content import ImagePart, NamedToolChoice, ToolCall
+from modelbus_schemas.stream import ToolCallDelta
 
 from modelbus_adapter_worker.adapters.wire import (
     content_parts,
@@ -167,14 +168,21 @@ class ToolCallAssembler:
     def __init__(self) -> None:
         self._calls: dict[int, dict[str, Any]] = {}
 
-    def feed(self, fragments: list[dict]) -> None:
+    def feed(self, fragments: list[dict]) -> list[ToolCallDelta]:
+        """Keep the fragments; returns them as stream deltas (raises ValueError, TypeError
+        or AttributeError for a fragment of the wrong shape)."""
+        deltas = []
         for fragment in fragments:
-            call = self._calls.setdefault(int(fragment.get("index", 0)),
-                                          {"id": None, "name": "", "arguments": []})
+            index = int(fragment.get("index", 0))
+            call = self._calls.setdefault(index, {"id": None, "name": "", "arguments": []})
             call["id"] = fragment.get("id") or call["id"]
             function = fragment.get("function") or {}
             call["name"] += function.get("name") or ""
             call["arguments"].append(function.get("arguments") or "")
+            deltas.append(ToolCallDelta(index=index, id=fragment.get("id") or None,
+                                        name=function.get("name") or None,
+                                        arguments=function.get("arguments") or ""))
+        return deltas
 
     def calls(self) -> list[ToolCall] | None:
         if not self._calls:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import orjson
 from modelbus_schemas import TaskEvent
 
-from modelbus_adapter_worker.adapters import Completion, HttpRequest
+from modelbus_adapter_worker.adapters import Completion, HttpRequest, StreamDelta
 from modelbus_adapter_worker.adapters.normalize_openai import (
     ToolCallAssembler,
     body_fields,
@@ -94,6 +94,7 @@ class OpenAIStream:
         self.usage: dict = {}
         self.model: str | None = None
         self.done = False
+        self.pending = StreamDelta()
 
     def feed(self, event: str | None, data: str) -> bool:
         if data == "[DONE]":
@@ -117,16 +118,27 @@ class OpenAIStream:
             delta = choice.get("delta") or {}
             if delta.get("content"):
                 self.text.append(delta["content"])
+                self.pending.text += delta["content"]
                 got_output = True
             if delta.get("refusal"):
                 self.refusal.append(delta["refusal"])
+                if not self.text:  # the refusal is the answer only when no content came
+                    self.pending.text += delta["refusal"]
                 got_output = True
             if delta.get("tool_calls"):
-                self.tools.feed(delta["tool_calls"])
+                try:
+                    fragments = self.tools.feed(delta["tool_calls"])
+                except (ValueError, TypeError, AttributeError) as exc:
+                    raise malformed(f"streamed tool call: {exc.__class__.__name__}") from None
+                self.pending.tool_calls.extend(fragments)
                 got_output = True
             if choice.get("finish_reason"):
                 self.reason = choice["finish_reason"]
         return got_output
+
+    def take_delta(self) -> StreamDelta:
+        delta, self.pending = self.pending, StreamDelta()
+        return delta
 
     def finish(self) -> Completion:
         if not self.done or self.reason is None:
