@@ -6,6 +6,9 @@ stage's context transform (:mod:`transforms`) from the original request (kept fr
 0's task) and earlier outputs. A failed stage is re-dispatched from its own checkpointed
 input — earlier stages are never re-run — up to ``max_retries`` hops; after that the
 response is ``partial`` with the last good stage output (``error`` if no stage succeeded).
+A streaming chain's last stage (the only one that streams, :func:`steps.streams`) is not
+retried once its output began to leave modelbus (``stream_interrupted``, or any stream
+event published): the response then carries that stage's error.
 ``path`` lists the stages that ran; ``models`` every stage model that answered.
 """
 
@@ -35,7 +38,8 @@ def decide(stages: list[ChainStage], flow: FlowInput, max_retries: int = 1) -> A
             return None  # a stale redelivery: the failed stage's own result decides
         origin = incoming.origin
         hop = hop_of(origin, max_retries) if origin is not None else max_retries
-        if origin is not None and incoming.status == "error" and hop < max_retries:
+        if (origin is not None and incoming.status == "error" and hop < max_retries
+                and not _streamed(incoming)):
             return Dispatch(step_task(origin, target=stages[stage].target, step=stage,
                                       hop=hop + 1))
         return _stop(stages, outputs, flow, path, timed_out=False)
@@ -50,6 +54,13 @@ def decide(stages: list[ChainStage], flow: FlowInput, max_retries: int = 1) -> A
     messages = stage_messages(nxt, sources(stages, outputs, flow))
     return Dispatch(step_task(latest.origin, target=nxt.target, step=stage + 1,
                               messages=messages))
+
+
+def _streamed(result: ResultEvent) -> bool:
+    """Output of this stage already left modelbus as stream events: a retry would show the
+    caller a second answer after part of the first, so the stage is not retried."""
+    interrupted = result.error is not None and result.error.code == ErrorCode.STREAM_INTERRUPTED
+    return interrupted or result.stream_events > 0
 
 
 def sources(stages: list[ChainStage], outputs: dict[int, ResultEvent],

@@ -7,6 +7,11 @@ received the request, the policy version, the cascade/chain path and the parts s
 missing when it was sent. It is the response of (tenant, request id): it carries the
 tenant and its id is built from the scoped id, so two tenants' responses to one request id
 are two events.
+
+Streaming: ``stream_events`` is the sum over the request's results (the stream events the
+workers published for it), and ``ttft_ms`` the time to first output of the answering call
+(:func:`ttft`). A streamed answer that broke (``stream_interrupted``) is an error response
+with that code, like any other error result.
 """
 
 from __future__ import annotations
@@ -58,6 +63,17 @@ def _structured(output: str | None, answered: list[ResultEvent]) -> dict:
             "embeddings": first.embeddings}
 
 
+def ttft(output: str | None, answered: list[ResultEvent],
+         results: list[ResultEvent]) -> float | None:
+    """Time to first output of the call whose answer is the output (the latest such result:
+    a chain's last stage); with no answer, that of the latest result that streamed (what
+    the caller saw of a broken stream). None for a blend of several answers."""
+    producers = [r for r in answered if r.text == output]
+    if not producers and not answered:
+        producers = [r for r in results if r.stream_events]
+    return producers[-1].ttft_ms if producers else None
+
+
 def _finish(output: str | None, answered: list[ResultEvent], structured: dict):
     if output is None and structured.get("tool_calls"):
         return "tool_calls"
@@ -101,6 +117,8 @@ def build_response(
         usage=usage,
         cost_usd=round(sum(r.cost_usd for r in ordered), 10),
         latency_ms=max(0.0, (now - first.received_at).total_seconds() * 1000),
+        ttft_ms=ttft(output, list(answered), ordered),
+        stream_events=sum(r.stream_events for r in ordered),
         policy_version=first.policy_version,
         path=list(path),
         missing_parts=sorted(p.part_id for p in missing),

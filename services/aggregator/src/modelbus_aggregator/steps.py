@@ -12,11 +12,16 @@ Part id / step convention:
 * a judge is the part one past the plan's parts: ``part_id = parts_total`` (so
   ``part_id >= parts_total`` marks a judge verdict), and ``step`` is the step it judges —
   0 for an ensemble, the tier for a cascade ``judge`` check.
+
+Streaming: of the tasks published here, only a streaming chain's last stage streams
+(``TaskEvent.stream``; its retry hops too). Cascade tiers, judges and output repairs never
+do: the router streams no cascade, and a route whose output is repaired has an output guard,
+which keeps its plan from streaming (``modelbus_router.streaming``).
 """
 
 from __future__ import annotations
 
-from modelbus_schemas import ChatMessage, ResultEvent, Target, TaskEvent
+from modelbus_schemas import ChatMessage, ExecutionPlan, ResultEvent, Target, TaskEvent
 from modelbus_schemas.identity import scoped_id
 
 
@@ -34,6 +39,13 @@ def hop_of(task: TaskEvent, max_hops: int) -> int:
         if task.event_id == TaskEvent.make_id(task_scope(task), task.part_id, task.plan.step, hop):
             return hop
     return 0
+
+
+def streams(plan: ExecutionPlan, step: int, part_id: int) -> bool:
+    """Whether the task at (part, step) of ``plan`` streams: the last stage of a streaming
+    chain, nothing else."""
+    return (plan.stream and plan.mode == "chain" and part_id == 0
+            and step == len(plan.chain or ()) - 1)
 
 
 def step_task(
@@ -54,6 +66,7 @@ def step_task(
         "model": target.model,
         "messages": messages if messages is not None else origin.messages,
         "plan": origin.plan.model_copy(update={"step": step}),
+        "stream": streams(origin.plan, step, part),
         "retry": target.retry,
         "fallbacks": [],
         "fallback_on": None,
