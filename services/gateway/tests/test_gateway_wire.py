@@ -8,11 +8,8 @@ import orjson
 import pytest
 from modelbus_gateway.auth import ApiKeyEntry, ApiKeys, bearer_token, hash_key
 from modelbus_gateway.errors import GatewayError, from_error_info, retry_after_s
-from modelbus_gateway.openai_wire import (
-    completion_body,
-    parse_chat_request,
-    stream_frames,
-)
+from modelbus_gateway.openai_stream import stream_frames
+from modelbus_gateway.openai_wire import completion_body, parse_chat_request
 from modelbus_schemas import ErrorCode, ErrorInfo, ResponseEvent, Usage
 
 

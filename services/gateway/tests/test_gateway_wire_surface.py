@@ -12,7 +12,8 @@ import orjson
 import pytest
 from modelbus_gateway.errors import GatewayError
 from modelbus_gateway.openai_embeddings import embeddings_body, parse_embeddings_request
-from modelbus_gateway.openai_wire import completion_body, parse_chat_request, stream_frames
+from modelbus_gateway.openai_stream import stream_frames
+from modelbus_gateway.openai_wire import completion_body, parse_chat_request
 from modelbus_schemas import ImagePart, ResponseEvent, ToolCall, Usage
 from openai.types import CreateEmbeddingResponse
 from openai.types.chat import ChatCompletion, ChatCompletionChunk

@@ -20,7 +20,7 @@ import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import orjson
 from modelbus_runtime.logging import log_fields, request_id_var
@@ -42,6 +42,7 @@ class CallRecord:
     request_id: str
     key_id: str | None = None
     tenant: str | None = None
+    started: float = field(default_factory=time.perf_counter)  # when the request arrived
 
 
 Handler = Callable[[Request, CallRecord], Awaitable[Response]]
@@ -61,8 +62,8 @@ def observed(route: str, handler: Handler, *, access_log: bool = True,
     ``done(status, seconds)`` (metrics) once answered."""
 
     async def endpoint(request: Request) -> Response:
-        started = time.perf_counter()
         record = CallRecord("gw-" + uuid.uuid4().hex)
+        started = record.started
         client = request.client.host if request.client else None
         token = request_id_var.set(record.request_id)
         parent = extract(request.headers, record.request_id)

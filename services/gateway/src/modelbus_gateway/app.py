@@ -1,9 +1,11 @@
-"""Gateway composition root: API keys, policy, reply listener, producer, HTTP routes.
+"""Gateway composition root: API keys, policy, reply and stream listeners, producer, HTTP
+routes.
 
 The API is served by the runtime's HTTP server (``MODELBUS_HEALTH_PORT``) beside the health
-and metrics endpoints; the reply listener is the service's "consumer", so ``/readyz`` turns
-ready once this instance can receive its responses. On shutdown new calls get 503 and calls
-in flight get their answers (within ``drain_timeout_s``) before the listener stops.
+and metrics endpoints; the reply listener and the stream listener are the service's
+"consumers", so ``/readyz`` turns ready once this instance can receive its responses and
+stream events. On shutdown new calls get 503 and calls in flight get their answers (within
+``drain_timeout_s``) before the listeners stop.
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ from modelbus_gateway.idempotency import IdempotencyStore
 from modelbus_gateway.large_content import RequestFitter
 from modelbus_gateway.replies import ReplyListener, reply_topic_for
 from modelbus_gateway.settings import GatewaySettings
+from modelbus_gateway.stream_hub import StreamHub
+from modelbus_gateway.stream_listener import StreamListener
 
 
 def load_keys(settings: GatewaySettings) -> ApiKeys:
@@ -70,13 +74,19 @@ async def build(ctx: ServiceContext) -> Service:
                           auth_failures_per_min=settings.auth_failures_per_min,
                           auth_failure_burst=settings.auth_failure_burst,
                           prefix=settings.rate_limit_prefix)
+    streams = StreamHub(settings.stream_queue_events, settings.max_pending)
     api = Api(gateway, admission, lambda: policies.current, reply_topic=reply_topic,
               default_budget_ms=settings.default_latency_budget_ms,
               stream_chunk_chars=settings.stream_chunk_chars,
-              max_body_bytes=settings.max_body_bytes, access_log=settings.access_log)
+              max_body_bytes=settings.max_body_bytes, access_log=settings.access_log,
+              streams=streams)
+
+    def drain():
+        return gateway.drain(settings.drain_timeout_s)
+
     listener = ReplyListener(settings, reply_topic, settings.reply_partitions,
-                             gateway.on_response,
-                             before_stop=lambda: gateway.drain(settings.drain_timeout_s))
+                             gateway.on_response, before_stop=drain)
+    stream_listener = StreamListener(settings, streams, before_stop=drain)
 
     async def close() -> None:
         watcher.cancel()
@@ -85,7 +95,7 @@ async def build(ctx: ServiceContext) -> Service:
         await redis.aclose()
         await fitter.store.close()
 
-    return Service(consumers=[listener], closers=[close], routes=api.routes())
+    return Service(consumers=[listener, stream_listener], closers=[close], routes=api.routes())
 
 
 def main() -> None:

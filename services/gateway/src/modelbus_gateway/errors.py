@@ -96,6 +96,7 @@ _STATUS: dict[ErrorCode, tuple[int, str]] = {
     ErrorCode.PROVIDER_TERMINAL: (502, "api_error"),
     ErrorCode.RETRIES_EXHAUSTED: (502, "api_error"),
     ErrorCode.PROVIDER_UNAVAILABLE: (503, "server_error"),
+    ErrorCode.STREAM_INTERRUPTED: (502, "api_error"),
     ErrorCode.INTERNAL: (500, "server_error"),
 }
 

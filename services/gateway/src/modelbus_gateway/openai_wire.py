@@ -1,4 +1,4 @@
-"""OpenAI Chat Completions wire format: parse a request body, render a response or a stream.
+"""OpenAI Chat Completions wire format: parse a request body, render a response.
 
 Only what modelbus can honour is accepted: messages of every role (``developer`` is
 ``system``) with text and ``image_url`` parts, assistant ``tool_calls`` and ``tool`` turns
@@ -7,7 +7,8 @@ Only what modelbus can honour is accepted: messages of every role (``developer``
 ``temperature``, ``top_p``, ``stop``, ``n`` = 1, ``stream`` and ``stream_options``, and
 ``metadata`` (string pairs, carried on the request event). The ``model`` names a task.
 The response's ``model`` is that task; the models that answered go in a header; tool calls
-come back as OpenAI ``tool_calls`` (streamed as one fragment per call).
+come back as OpenAI ``tool_calls``. Streams are rendered by
+:mod:`~modelbus_gateway.openai_stream`.
 """
 
 from __future__ import annotations
@@ -69,7 +70,7 @@ def parse_chat_request(raw: bytes) -> ChatCall:
     )
 
 
-def _usage(response: ResponseEvent) -> dict:
+def usage_wire(response: ResponseEvent) -> dict:
     u = response.usage
     return {"prompt_tokens": u.input_tokens, "completion_tokens": u.output_tokens,
             "total_tokens": u.input_tokens + u.output_tokens}
@@ -96,34 +97,8 @@ def completion_body(response: ResponseEvent, call_id: str, created: int, model: 
         "id": call_id, "object": "chat.completion", "created": created, "model": model,
         "choices": [{"index": 0, "message": _message(response),
                      "logprobs": None, "finish_reason": openai_finish(response)}],
-        "usage": _usage(response), "system_fingerprint": None,
+        "usage": usage_wire(response), "system_fingerprint": None,
     })
-
-
-def stream_frames(response: ResponseEvent, call_id: str, created: int, model: str,
-                  include_usage: bool, chunk_chars: int = 64) -> list[bytes]:
-    """SSE frames: role chunk, content chunk(s), finish chunk, optional usage chunk, [DONE]."""
-    head = {"id": call_id, "object": "chat.completion.chunk", "created": created,
-            "model": model, "system_fingerprint": None}
-    if include_usage:
-        head["usage"] = None
-
-    def frame(delta: dict, finish: str | None = None) -> bytes:
-        choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
-        return b"data: " + orjson.dumps({**head, "choices": [choice]}) + b"\n\n"
-
-    text = response.output or ""
-    frames = [frame({"role": "assistant", "content": ""})]
-    frames += [frame({"content": text[i:i + chunk_chars]})
-               for i in range(0, len(text), chunk_chars)]
-    for index, call in enumerate(tool_calls_wire(response.tool_calls or [])):
-        frames.append(frame({"tool_calls": [{"index": index, **call}]}))
-    frames.append(frame({}, openai_finish(response)))
-    if include_usage:
-        usage = {**head, "choices": [], "usage": _usage(response)}
-        frames.append(b"data: " + orjson.dumps(usage) + b"\n\n")
-    frames.append(b"data: [DONE]\n\n")
-    return frames
 
 
 def models_body(tasks: list[str], created: int = 0) -> bytes:

@@ -37,7 +37,12 @@ class GatewaySettings(RuntimeSettings):
     max_pending: int = Field(default=10_000, ge=1, description="calls awaiting a response")
     idempotency_ttl_s: int = Field(default=86_400, ge=1)
     idempotency_poll_ms: int = Field(default=50, ge=5)
-    stream_chunk_chars: int = Field(default=64, ge=1)
+    stream_chunk_chars: int = Field(
+        default=64, ge=1, description="size of the content chunks a stream=true call gets "
+        "when it is answered from the final response (nothing streamed)")
+    stream_queue_events: int = Field(
+        default=256, ge=1, description="stream events waiting for one slow caller; beyond, "
+        "its delivery stops and the final response supplies the rest")
 
     # Admission: limits shared by every replica through Redis (modelbus_gateway.admission).
     key_requests_per_min: int = Field(
