@@ -9,6 +9,8 @@ import uuid
 
 import pytest
 import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 from modelbus_runtime.ratelimit import RateLimit, RateLimiter
 
 
@@ -65,6 +67,18 @@ async def test_runtime_ratelimit_degrades_to_local_when_redis_is_down():
     limiter = RateLimiter(dead, _scope(), RateLimit(requests_per_min=1, burst_s=0.0))
     assert await limiter.try_acquire() == 0.0
     assert await limiter.try_acquire() > 30
+    await dead.aclose()
+
+
+async def test_runtime_ratelimit_warns_once_per_outage_not_per_call(caplog):
+    dead = aioredis.Redis(host="127.0.0.1", port=1, socket_timeout=0.2,
+                          socket_connect_timeout=0.2, retry=Retry(NoBackoff(), 0))
+    limiter = RateLimiter(dead, _scope(), RateLimit(requests_per_min=600, burst_s=60.0))
+    with caplog.at_level("WARNING", logger="modelbus_runtime.ratelimit"):
+        for _ in range(20):
+            await limiter.try_acquire()
+    warnings = [r for r in caplog.records if "rate limit store unavailable" in r.getMessage()]
+    assert len(warnings) == 1
     await dead.aclose()
 
 

@@ -30,6 +30,8 @@ from typing import Literal
 
 from redis.exceptions import RedisError
 
+from modelbus_runtime.logging import OutageWarning
+
 log = logging.getLogger(__name__)
 
 State = Literal["closed", "open", "half_open"]
@@ -154,14 +156,7 @@ class CircuitBreakers:
         # circuit opened by another replica at most closed_cache_s late.
         self.closed_cache_s = closed_cache_s
         self._closed_until: dict[Target, float] = {}
-        self._last_warning = 0.0
-
-    def _warn(self, what: str, exc: Exception) -> None:
-        now = time.monotonic()
-        if now - self._last_warning >= 5.0:  # one line per outage burst, not per call
-            self._last_warning = now
-            log.warning("circuit breaker store unavailable (%s); %s", exc.__class__.__name__,
-                        what)
+        self._outage = OutageWarning(log, "circuit breaker store")
 
     def _keys(self, provider: str, model: str) -> list[str]:
         tag = f"{self.prefix}:{{{provider}/{model}}}"  # one hash slot for both keys
@@ -177,7 +172,7 @@ class CircuitBreakers:
             verdict = int(await self._allow(keys=self._keys(provider, model)[:1],
                                             args=[self.open_s, self.open_s]))
         except (RedisError, OSError) as exc:
-            self._warn("using the local breaker", exc)
+            self._outage.warn("using the local breaker", exc)
             self._seen_closed.discard(target)
             return self.local.allow(target)
         if verdict == 1:
@@ -205,7 +200,7 @@ class CircuitBreakers:
                       uuid.uuid4().hex],
             )
         except (RedisError, OSError) as exc:
-            self._warn("outcome kept locally", exc)
+            self._outage.warn("outcome kept locally", exc)
 
     async def state(self, provider: str, model: str) -> State:
         return (await self._states([(provider, model)]))[0]
@@ -228,7 +223,7 @@ class CircuitBreakers:
                   for provider, model in targets),
             )
         except (RedisError, OSError) as exc:
-            self._warn("reporting local state", exc)
+            self._outage.warn("reporting local state", exc)
             return [self.local.state(t) for t in targets]
         now = secs + micros / 1e6
         out: list[State] = []

@@ -12,6 +12,7 @@ import contextvars
 import logging
 import re
 import sys
+import time
 from datetime import UTC, datetime
 
 import orjson
@@ -84,3 +85,25 @@ def configure_logging(service: str, level: str = "INFO") -> None:
 def log_fields(**fields: object) -> dict:
     """``logger.info("msg", extra=log_fields(topic=...))`` adds structured fields."""
     return {"fields": fields}
+
+
+class OutageWarning:
+    """One warning line per outage burst of a dependency, not one per call.
+
+    ``warn(what, exc)`` logs ``"<subject> unavailable (<exception class>); <what>"`` at most
+    once every ``every_s`` seconds; calls in between are dropped (the outage is already
+    reported, and a log line per request would flood the logs while Redis is down).
+    """
+
+    def __init__(self, logger: logging.Logger, subject: str, every_s: float = 5.0) -> None:
+        self.logger = logger
+        self.subject = subject
+        self.every_s = every_s
+        self._last = float("-inf")
+
+    def warn(self, what: str, exc: BaseException) -> None:
+        now = time.monotonic()
+        if now - self._last >= self.every_s:
+            self._last = now
+            self.logger.warning("%s unavailable (%s); %s", self.subject,
+                                exc.__class__.__name__, what)

@@ -25,6 +25,8 @@ from dataclasses import dataclass
 
 from redis.exceptions import RedisError
 
+from modelbus_runtime.logging import OutageWarning
+
 log = logging.getLogger(__name__)
 
 # KEYS: one per limit. ARGV: per limit, (seconds per unit, units charged, burst seconds).
@@ -104,6 +106,7 @@ class RateLimiter:
         self._acquire = redis.register_script(_ACQUIRE)
         self._settle = redis.register_script(_SETTLE)
         self._local = _LocalGcra()
+        self._outage = OutageWarning(log, "rate limit store")
 
     def _specs(self, tokens: int) -> list[tuple[str, float, float, float]]:
         specs = []
@@ -128,8 +131,7 @@ class RateLimiter:
         try:
             wait = await self._acquire(keys=[s[0] for s in specs], args=args)
         except (RedisError, OSError) as exc:
-            log.warning("rate limit store unavailable (%s); limiting locally",
-                        exc.__class__.__name__)
+            self._outage.warn("limiting locally", exc)
             return self._local.acquire(specs)
         return float(wait)
 

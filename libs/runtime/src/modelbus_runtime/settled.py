@@ -14,9 +14,10 @@ the wasted provider call the mark exists to avoid).
 from __future__ import annotations
 
 import logging
-import time
 
 from redis.exceptions import RedisError
+
+from modelbus_runtime.logging import OutageWarning
 
 log = logging.getLogger(__name__)
 
@@ -35,24 +36,18 @@ class SettledMarks:
     def __init__(self, redis, ttl_s: int = SETTLED_TTL_S) -> None:
         self.redis = redis
         self.ttl_s = ttl_s
-        self._last_warning = 0.0
-
-    def _warn(self, what: str, exc: Exception) -> None:
-        now = time.monotonic()
-        if now - self._last_warning >= 5.0:  # one line per outage burst
-            self._last_warning = now
-            log.warning("settled marks unavailable (%s); %s", exc.__class__.__name__, what)
+        self._outage = OutageWarning(log, "settled marks")
 
     async def mark(self, scope: str) -> None:
         """Record that the request ``scope`` is settled (idempotent)."""
         try:
             await self.redis.set(settled_key(scope), b"1", ex=self.ttl_s)
         except (RedisError, OSError) as exc:
-            self._warn("running parts are not told to stop", exc)
+            self._outage.warn("running parts are not told to stop", exc)
 
     async def is_settled(self, scope: str) -> bool:
         try:
             return bool(await self.redis.exists(settled_key(scope)))
         except (RedisError, OSError) as exc:
-            self._warn("attempts go ahead", exc)
+            self._outage.warn("attempts go ahead", exc)
             return False
