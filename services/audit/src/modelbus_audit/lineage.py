@@ -127,6 +127,14 @@ def by_tenant(request_id: str, events: list[StoredEvent]) -> list[Lineage]:
             for t in tenants]
 
 
+def not_streamed(decision: dict[str, Any]) -> str | None:
+    """Why a request that asked to stream did not (the router's ``stream`` finding)."""
+    for finding in decision.get("guardrails") or []:
+        if isinstance(finding, dict) and finding.get("guard") == "stream":
+            return str(finding.get("detail") or "not streamed")
+    return None
+
+
 def _decision(task: StoredEvent) -> dict[str, Any] | None:
     decision = (task.payload or {}).get("decision")
     return decision if isinstance(decision, dict) else None
@@ -167,5 +175,7 @@ def event_summary(event: StoredEvent) -> dict[str, Any]:
         "dlq_error": event.dlq_error,
         "body_excerpt": event.body_excerpt,
         "latency_ms": (event.payload or {}).get("latency_ms"),
+        "ttft_ms": (event.payload or {}).get("ttft_ms"),
+        "stream_events": (event.payload or {}).get("stream_events") or None,
     }
     return {key: value for key, value in summary.items() if value is not None}

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from datetime import date, datetime
 from typing import Any
 
-from modelbus_audit.lineage import Lineage, PartNode
+from modelbus_audit.lineage import Lineage, PartNode, not_streamed
 from modelbus_audit.stored import StoredEvent
 
 Clock = Callable[[StoredEvent], str]
@@ -40,7 +40,8 @@ def render_text(lineage: Lineage) -> str:
     for part in lineage.parts:
         lines += _part_lines(part, _time)
     for response in lineage.responses:
-        lines.append(f"├─ {_time(response)} response  {_outcome(response)}{_models(response)}")
+        lines.append(f"├─ {_time(response)} response  {_outcome(response)}{_models(response)}"
+                     f"{_stream(response)}")
     for dead in lineage.dead_letters:
         lines += _dead_letter_lines(dead, _time)
     for event in lineage.other:
@@ -88,6 +89,9 @@ def _decision_lines(decision: dict[str, Any]) -> list[str]:
     for rejected in decision.get("rejected") or []:
         if isinstance(rejected, dict):
             lines.append(f"│    rejected: {_ref(rejected)} ({rejected.get('reason')})")
+    why = not_streamed(decision)
+    if why:
+        lines.append(f"│    {why}")
     return lines
 
 
@@ -141,6 +145,15 @@ def _outcome(event: StoredEvent) -> str:
 def _models(event: StoredEvent) -> str:
     models = (event.payload or {}).get("models")
     return f"  models={','.join(map(str, models))}" if isinstance(models, list) and models else ""
+
+
+def _stream(event: StoredEvent) -> str:
+    """``  ttft=… ms  stream_events=…`` for a response whose answer streamed."""
+    payload = event.payload or {}
+    events = payload.get("stream_events")
+    if not events:
+        return ""
+    return f"  ttft={_number(payload.get('ttft_ms'))} ms  stream_events={events}"
 
 
 def _where(event: StoredEvent) -> str:

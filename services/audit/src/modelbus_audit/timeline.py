@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from modelbus_audit.lineage import Lineage
+from modelbus_audit.lineage import Lineage, not_streamed
 from modelbus_audit.stored import StoredEvent
 
 
@@ -84,7 +84,7 @@ def _routing(decision: dict[str, Any]) -> Step:
         f"routed by policy {decision.get('policy_version')} ({decision.get('strategy')})",
         details={"policy_version": decision.get("policy_version"), "route": decision.get("route"),
                  "matched_rule": decision.get("matched_rule"), "selected": selected,
-                 "rejected": rejected},
+                 "rejected": rejected, "not_streamed": not_streamed(decision)},
     )
 
 
@@ -110,7 +110,13 @@ def _usage(event: StoredEvent) -> dict[str, Any]:
     return {"cost_usd": event.cost_usd, "input_tokens": event.input_tokens,
             "output_tokens": event.output_tokens, "latency_ms": (event.payload or {}).get(
                 "latency_ms"), "error_code": event.error_code,
-            "policy_version": event.policy_version}
+            "policy_version": event.policy_version, **_stream(event)}
+
+
+def _stream(event: StoredEvent) -> dict[str, Any]:
+    """Time to first token and stream events of a result or response that has them."""
+    payload = event.payload or {}
+    return {"ttft_ms": payload.get("ttft_ms"), "stream_events": payload.get("stream_events") or None}
 
 
 def _moment(text: str | None) -> datetime:
