@@ -2,7 +2,8 @@
 
 The pipeline benchmark writes ``bench/results/pipeline.json`` and ``pipeline.png``, the
 profile ``profile.json``, ``profile.png`` and folded stacks, the signing benchmark
-``signing.json``; the others print to stdout. The whole output is also kept in
+``signing.json``, the streaming benchmark ``stream.json`` and ``stream.png`` (``QUICK=1``
+makes it a smoke run); the others print to stdout. The whole output is also kept in
 ``bench/results/summary.txt``.
 Benchmarks share the machine with nothing else of ours: run them on a quiet machine.
 """
@@ -30,6 +31,8 @@ RUNS = [
      ["worker_bench.py", "--rate", "600", "--duration", "20", "--latency-ms", "1500"]),
     ("gateway added latency and throughput", ["gateway_bench.py", "--samples", "200",
                                               "--concurrency", "32", "--duration", "15"]),
+    ("streaming: time to first token added, at 20 and 100 concurrent streams",
+     ["stream_bench.py", "--levels", "20,100"]),
     ("audit ingest rows/s (PostgreSQL, SQLite)", ["audit_bench.py", "--rows", "10000"]),
     ("policy replay req/s and peak memory; shadow decision cost", ["replay_bench.py"]),
 ]
