@@ -148,3 +148,16 @@ async def test_worker_redelivered_task_whose_stream_had_started_is_not_asked_aga
     assert (result["status"], result["error"]["code"]) == ("error", "stream_interrupted")
     await asyncio.sleep(0.5)
     assert sim.calls(model) == 0
+
+
+async def test_worker_stream_timing_out_after_deltas_is_interrupted_not_retried(workers, sim):
+    model = unique("gemini-slow")
+    sim.behave(model, ttft_ms=20, chunk_delay_ms=8000, reply=WORDS)
+    task = make_task("gemini", model, stream=True,
+                     retry=RetrySpec(max_attempts=3, base_delay_ms=10, attempt_timeout_ms=3000))
+    records, [result] = await _run(workers.bootstrap, task)
+    events = _checked(records, KeyRing.parse(workers.signing_keys()))
+    assert [e.kind for e in events] == ["delta", "error"] and events[0].text
+    assert "timed out" in events[-1].error.message
+    assert (result["error"]["code"], len(result["attempts"])) == ("stream_interrupted", 1)
+    assert sim.calls(model) == 1

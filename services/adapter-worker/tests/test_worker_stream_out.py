@@ -138,3 +138,28 @@ async def test_worker_task_stream_with_no_delta_sends_the_whole_answer_in_its_en
     [end] = rec.events()
     assert (end.seq, end.kind, end.text) == (0, "end", '{"n":12}')
     assert all(kind == "publish" for kind, _ in rec.log)  # no mark: nothing streamed early
+
+
+def test_worker_stop_hold_back_never_releases_text_the_answer_cuts():
+    from modelbus_adapter_worker.answer import StopHoldBack, cut_at_stops
+
+    stops = ["a", "b", "c", "d", "STOP"]  # beyond OpenAI's 4: "STOP" is enforced here
+    full = "Hello STO and then STOP and more"
+    hold = StopHoldBack(stops[4:])
+    released = "".join(hold.feed(piece) for piece in ("Hel", "lo ST", "O an", "d then S",
+                                                      "TO", "P and", " more"))
+    assert released == cut_at_stops(full, stops[4:]) == "Hello STO and then "
+    assert StopHoldBack(None).feed("x") == "x"
+
+
+async def test_worker_task_stream_holds_text_past_a_stop_sequence_back():
+    task = make_task(stream=True, params={"stop": ["1", "2", "3", "4", "END"]})
+    rec = Recorder()
+    stream = TaskStream(task, rec.publish, flush_ms=60_000, flush_deltas=1)
+    for piece in ("The answer", " is 42 E", "ND then secrets"):
+        await stream.sink(StreamDelta(piece))
+    result = _ok(task, "The answer is 42 ")  # answer.finish cut it at "END"
+    await stream.close(result)
+    events = rec.events()
+    assert "".join(e.text for e in events) == result.text
+    assert not any("secrets" in e.text or "E" in e.text for e in events)

@@ -9,6 +9,10 @@ every provider:
 * a ``json_object`` / ``json_schema`` answer is parsed into ``parsed``; text that is not
   JSON (a single surrounding Markdown code fence is tolerated) is an ``output_invalid``
   error, never a crash. Checking the value against the schema is the aggregator's.
+
+A streamed answer is held to the same stops as it goes (:class:`StopHoldBack`): text
+leaves only when no stop sequence can begin in it, and nothing after a stop ever leaves,
+so what streamed is always the start of the final text.
 """
 
 from __future__ import annotations
@@ -29,6 +33,35 @@ def cut_at_stops(text: str, stops: list[str] | None) -> str | None:
     """``text`` cut before the earliest stop sequence, or None when none occurs."""
     found = [i for i in (text.find(s) for s in stops or () if s) if i >= 0]
     return text[:min(found)] if found else None
+
+
+class StopHoldBack:
+    """Streamed text released as far as the request's stop sequences allow: the last
+    ``longest stop - 1`` characters wait (a stop may begin there), and at a stop the text
+    ends."""
+
+    def __init__(self, stops: list[str] | None) -> None:
+        self.stops = [s for s in stops or () if s]
+        self.keep = max((len(s) for s in self.stops), default=1) - 1
+        self.seen = ""
+        self.released = 0
+        self.stopped = False
+
+    def feed(self, text: str) -> str:
+        """The text that may leave now, given ``text`` arrived."""
+        if not self.stops:
+            return text
+        if self.stopped:
+            return ""
+        self.seen += text
+        cut = cut_at_stops(self.seen[self.released:], self.stops)
+        if cut is not None:
+            self.stopped = True
+            end = self.released + len(cut)
+        else:
+            end = max(self.released, len(self.seen) - self.keep)
+        out, self.released = self.seen[self.released:end], end
+        return out
 
 
 def parse_json(text: str) -> Any:

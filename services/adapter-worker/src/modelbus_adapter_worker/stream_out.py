@@ -13,7 +13,10 @@ Identity and order: events are keyed by the request's scoped id (one ordered str
 request on one partition), numbered ``seq`` 0, 1, ... and identified by
 ``StreamEvent.make_id(scope, seq)``, so an event published twice is recognised as one.
 The last event is ``end`` (finish reason and usage, plus whatever text is still owed so
-that the deltas add up to the result's text) or ``error`` (the result's error).
+that the deltas add up to the result's text) or ``error`` (the result's error). Text is
+held to the request's stop sequences as it goes
+(:class:`~modelbus_adapter_worker.answer.StopHoldBack`), so nothing the final answer cuts
+ever streams.
 
 Before the first event of a task leaves, its "stream started" mark is set in the
 idempotency store (keyed by the task's position id): a task redelivered after a crash
@@ -38,6 +41,7 @@ from modelbus_schemas.stream import StreamEvent
 from modelbus_schemas.topics import STREAM
 
 from modelbus_adapter_worker.adapters import StreamDelta
+from modelbus_adapter_worker.answer import StopHoldBack
 from modelbus_adapter_worker.idempotency import Output, OutputStore
 from modelbus_adapter_worker.metrics import STREAM_EVENTS, STREAM_TTFT
 from modelbus_adapter_worker.outcome import position_id, scope_of
@@ -97,9 +101,13 @@ class TaskStream:
         self._timer: asyncio.Task | None = None
         self._failed: BaseException | None = None
         self._started = time.perf_counter()
+        self._stops = StopHoldBack(task.params.stop)
 
     async def sink(self, delta: StreamDelta) -> None:
         self._raise_failure()
+        delta = StreamDelta(self._stops.feed(delta.text), delta.tool_calls)
+        if not delta:
+            return
         async with self._lock:
             if self.coalescer.add(delta):
                 await self._flush()
