@@ -8,8 +8,7 @@
   ``"[{model}] {tool} returned: {result}"``;
 * a JSON output schema (or plain JSON mode) -> JSON text valid for the schema (a scripted
   `reply` is used when it is itself valid JSON for the schema, or always when the model is
-  scripted with `break_schema`: a model that breaks its output format; its tool calls then
-  carry ``{"reply": <the scripted reply>}`` as arguments, whatever the tool's schema);
+  scripted with `break_schema`: a model that breaks its output format);
 * otherwise the usual echo / scripted reply.  Images are acknowledged in the text:
   ``"[{model}] saw 2 images: ..."`` so tests can assert they arrived.
 """
@@ -79,9 +78,7 @@ def respond(
     n_in = prompt.input_words
     if tools and choice.mode != "none" and prompt.tool_result is None:
         spec = next((t for t in tools if t.name == choice.name), tools[0])
-        arguments = ({"reply": scripted} if break_schema and scripted is not None
-                     else _arguments(spec.schema))
-        call = ToolCall(new_call_id(call_prefix), spec.name, arguments)
+        call = ToolCall(new_call_id(call_prefix), spec.name, _arguments(spec.schema))
         words = len(call.arguments_json.split())
         return Answer(Reply("", max(1, words), max(1, n_in), False), [call])
     if prompt.tool_result is not None:

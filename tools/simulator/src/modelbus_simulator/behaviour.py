@@ -70,8 +70,7 @@ class Behaviour(BaseModel):
     vision: bool = True  # False: image inputs are refused like a text-only model
     embedding_dim: int | None = Field(default=None, ge=1, le=65536)  # default dimension
     # JSON outputs: send the scripted `reply` as it is, even when it is not JSON valid for the
-    # requested schema, and tool calls with {"reply": <reply>} as arguments (a model breaking
-    # its output format); default: JSON and arguments valid for their schema
+    # requested schema (a model breaking its output format); default: generate valid JSON
     break_schema: bool = False
 
 
