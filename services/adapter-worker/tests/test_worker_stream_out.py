@@ -163,3 +163,27 @@ async def test_worker_task_stream_holds_text_past_a_stop_sequence_back():
     events = rec.events()
     assert "".join(e.text for e in events) == result.text
     assert not any("secrets" in e.text or "E" in e.text for e in events)
+
+
+async def test_worker_task_stream_reader_cancelled_mid_publish_never_reuses_an_id():
+    task = make_task(stream=True)
+    rec, gate, began = Recorder(), asyncio.Event(), asyncio.Event()
+
+    async def slow_publish(out) -> None:
+        began.set()
+        await gate.wait()
+        await rec.publish(out)
+
+    stream = TaskStream(task, slow_publish)
+    reader = asyncio.create_task(stream.sink(StreamDelta("partial ")))
+    await began.wait()
+    reader.cancel()  # what the attempt's timeout does to the reading call
+    await asyncio.gather(reader, return_exceptions=True)
+    gate.set()
+    broken = result_of(task, TargetRun("stream_interrupted", error=ProviderError(
+        "attempt timed out", retryable=False, code="stream_interrupted")))
+    assert await stream.close(broken) == 2
+    events = rec.events()
+    assert [(e.seq, e.kind, e.text) for e in events] == [
+        (0, "delta", "partial "), (1, "error", "")]
+    assert len({e.event_id for e in events}) == 2

@@ -29,7 +29,6 @@ signing); this module knows nothing of Kafka.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -100,6 +99,7 @@ class TaskStream:
         self._lock = asyncio.Lock()
         self._timer: asyncio.Task | None = None
         self._failed: BaseException | None = None
+        self._sending: asyncio.Future | None = None  # the last publish
         self._started = time.perf_counter()
         self._stops = StopHoldBack(task.params.stop)
 
@@ -151,10 +151,14 @@ class TaskStream:
             seq=self.seq, kind=kind, provider=task.provider, model=task.model, text=text,
             tool_calls=delta.tool_calls if delta else [], created_at=datetime.now(UTC),
             **fields)
-        await self.publish(Output(STREAM, self.scope, event.event_id, StreamEvent.CE_TYPE,
-                                  encode(event)))
+        # The number is taken before the publish, and the publish is shielded: a reader
+        # cancelled meanwhile (the attempt's timeout) neither cuts this event short nor
+        # makes the next one reuse its id.
         self.seq += 1
         self.streamed += text
+        self._sending = asyncio.ensure_future(self.publish(Output(
+            STREAM, self.scope, event.event_id, StreamEvent.CE_TYPE, encode(event))))
+        await asyncio.shield(self._sending)
 
     @property
     def total(self) -> int:
@@ -163,12 +167,12 @@ class TaskStream:
 
     async def close(self, result: ResultEvent) -> int:
         """Publish the last event, from the task's result; returns the events published."""
-        if self._timer is not None:
-            self._timer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._timer
-        self._raise_failure()
-        async with self._lock:
+        async with self._lock:  # the timer is not publishing now: stopping it is safe
+            if self._timer is not None:
+                self._timer.cancel()
+            if self._sending is not None:
+                await self._sending  # a publish a cancelled reader left running
+            self._raise_failure()
             delta = self.coalescer.take()
             text = delta.text
             if result.status == "ok":
