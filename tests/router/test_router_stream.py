@@ -25,8 +25,10 @@ POLICY = """
 catalog:
   a: {provider: openai, model: model-a}
   b: {provider: anthropic, model: model-b}
+  vectors: {provider: openai, model: text-embedding-3-small}
 routes:
   plain: {targets: [{model: a}]}
+  embed: {targets: [{model: vectors}]}
   safe: {strategy: fallback, targets: [{model: a}, {model: b}]}
   tiers:
     strategy: cascade
@@ -132,6 +134,15 @@ async def test_a_json_response_format_does_not_stream(engine, fmt):
     [task] = (await engine.route(_request("plain", params={"response_format": fmt}))).tasks
     assert task.plan.stream is False and task.stream is False
     assert f"response_format {fmt['type']}" in _why(task)
+
+
+async def test_an_embed_request_does_not_stream(engine):
+    request = RequestEvent(request_id=f"r-{uuid.uuid4().hex[:12]}", task="embed", stream=True,
+                           operation="embed", input=["a sentence"],
+                           caller={"tenant": "t-stream", "team": "team-stream"})
+    [task] = (await engine.route(request)).tasks
+    assert task.plan.stream is False and task.stream is False
+    assert "embed answers are vectors" in _why(task)
 
 
 async def test_restored_placeholders_hold_the_stream_back_only_when_there_are_some(engine):

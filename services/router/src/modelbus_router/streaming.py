@@ -22,7 +22,8 @@ would refuse or rewrite):
   document;
 * placeholders the final response restores (input personal data redacted with
   ``restore: true``): the model only ever writes placeholders, so its deltas would differ
-  from the final text the caller gets.
+  from the final text the caller gets;
+* an ``embed`` request: vectors come whole, there is no text to stream.
 
 Why a streaming request did not stream is recorded on the routing decision as a finding
 of the ``stream`` guard (``flag``/``flagged``, the reasons in ``detail``): it travels with
@@ -47,6 +48,8 @@ def held_back(request: RequestEvent, output: OutputGuards,
               restore_map: dict[str, str]) -> list[str]:
     """Why the answer must be checked whole before the caller sees any of it (empty: it
     may stream). Reasons name guards and formats, never content."""
+    if request.operation == "embed":
+        return ["embed answers are vectors, sent whole"]
     reasons = []
     rules = [("json_schema", output.json_schema), ("deny_list", output.deny_list),
              ("pii", output.pii), *((f"regex:{r.name}", r) for r in output.regex)]
