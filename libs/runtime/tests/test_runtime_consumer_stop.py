@@ -1,6 +1,11 @@
 """``EventConsumer.stop()`` against a real broker: in-flight work that finishes within the
 drain bound is committed; work that does not is cancelled and left uncommitted, and the stop
-returns within the bound even when every slot is taken by a handler that never returns."""
+returns within the bound even when every slot is taken by a handler that never returns.
+
+Rebalances: work on a revoked partition that outlives the revoke drain bound is cancelled
+(not left running beside the partition's new owner, and the group does not wait for it past
+that bound); a stop during a rebalance stays within its own bound, leaving the group
+included, even when a handler ignores cancellation."""
 
 from __future__ import annotations
 
@@ -11,7 +16,7 @@ import uuid
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.structs import TopicPartition
-from modelbus_runtime.consumer import EventConsumer
+from modelbus_runtime.consumer import CLOSE_RESERVE_S, EventConsumer
 from modelbus_runtime.dlq import DeadLetterPublisher
 from modelbus_runtime.inbound import Inbound
 from modelbus_runtime.kafka import EventProducer, ensure_topics
@@ -22,7 +27,9 @@ STOP_SLACK_S = 5.0
 
 
 class Handler:
-    """Sleeps ``seconds`` per message; a message whose value is ``hang`` never returns."""
+    """Sleeps ``seconds`` per message. A message whose value is ``hang`` never returns
+    (``hang-once``: only the first time it is handled); ``stubborn`` ignores cancellation
+    until ``release`` is set."""
 
     def __init__(self, seconds: float) -> None:
         self.seconds = seconds
@@ -30,29 +37,52 @@ class Handler:
         self.finished: list[int] = []
         self.hanging = asyncio.Event()
         self.cancelled = asyncio.Event()
+        self.release = asyncio.Event()
 
     async def __call__(self, message: Inbound) -> None:
+        first = message.offset not in self.started
         self.started.append(message.offset)
-        if message.value == b"hang":
+        if message.value == b"hang" or (message.value == b"hang-once" and first):
             self.hanging.set()
             try:
                 await asyncio.Event().wait()
             except asyncio.CancelledError:
                 self.cancelled.set()
                 raise
+        while message.value == b"stubborn" and not self.release.is_set():
+            self.hanging.set()
+            try:
+                await self.release.wait()
+            except asyncio.CancelledError:
+                self.cancelled.set()  # and carries on regardless
         await asyncio.sleep(self.seconds)
         self.finished.append(message.offset)
 
 
 @pytest.fixture
 async def consumer_for(kafka_bootstrap):
-    """Builds a consumer of a fresh one-partition topic holding ``values`` (one key each)."""
+    """Builds a consumer of a fresh one-partition topic holding ``values`` (one key each);
+    ``consumer_for.join(tp, group, handler, drain_s)`` adds a member to its group."""
     made: list[tuple[EventConsumer, EventProducer]] = []
 
-    async def build(values: list[bytes], handler: Handler, drain_s: float,
-                    max_in_flight: int = 16) -> tuple[EventConsumer, TopicPartition, str]:
+    async def join(tp: TopicPartition, group: str, handler: Handler, drain_s: float,
+                   max_in_flight: int = 16, revoke_s: float = 3.0) -> EventConsumer:
         settings = RuntimeSettings(kafka_bootstrap_servers=kafka_bootstrap,
-                                   drain_timeout_s=drain_s, topic_partitions=1)
+                                   drain_timeout_s=drain_s, revoke_drain_timeout_s=revoke_s,
+                                   topic_partitions=1)
+        events = EventProducer(settings, "test")
+        await events.start()
+        consumer = EventConsumer(settings, group_id=group, topics=[tp.topic], handler=handler,
+                                 dlq=DeadLetterPublisher(events, "test", 1 << 20),
+                                 max_in_flight=max_in_flight, authenticate=False)
+        made.append((consumer, events))
+        await consumer.start()
+        return consumer
+
+    async def build(values: list[bytes], handler: Handler, drain_s: float,
+                    max_in_flight: int = 16,
+                    revoke_s: float = 3.0) -> tuple[EventConsumer, TopicPartition, str]:
+        settings = RuntimeSettings(kafka_bootstrap_servers=kafka_bootstrap, topic_partitions=1)
         topic, group = f"test.stop.{uuid.uuid4().hex[:8]}", f"test-stop-{uuid.uuid4().hex[:8]}"
         await ensure_topics(settings, [topic])
         producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap)
@@ -62,15 +92,10 @@ async def consumer_for(kafka_bootstrap):
                 await producer.send_and_wait(topic, value, key=f"k{n}".encode())
         finally:
             await producer.stop()
-        events = EventProducer(settings, "test")
-        await events.start()
-        consumer = EventConsumer(settings, group_id=group, topics=[topic], handler=handler,
-                                 dlq=DeadLetterPublisher(events, "test", 1 << 20),
-                                 max_in_flight=max_in_flight, authenticate=False)
-        made.append((consumer, events))
-        await consumer.start()
-        return consumer, TopicPartition(topic, 0), group
+        tp = TopicPartition(topic, 0)
+        return await join(tp, group, handler, drain_s, max_in_flight, revoke_s), tp, group
 
+    build.join = join
     yield build
     for _, events in made:
         await events.stop()
@@ -116,7 +141,8 @@ async def test_runtime_stop_cancels_work_past_the_bound_and_leaves_it_uncommitte
     consumer, tp, group = await consumer_for([b"a", b"hang", b"c"], handler, drain_s=1.0)
     await until(lambda: handler.hanging.is_set() and len(handler.finished) == 2)
     took = await timed_stop(consumer)
-    assert 1.0 <= took <= 1.0 + STOP_SLACK_S
+    # the hanging handler gets the bound less the part kept for the commit and the leave
+    assert 1.0 - min(CLOSE_RESERVE_S, 1.0 / 4) <= took <= 1.0 + STOP_SLACK_S
     assert handler.cancelled.is_set()
     # offset 2 finished, but behind the abandoned offset 1: both are redelivered
     assert await committed(kafka_bootstrap, group, tp) == 1
@@ -132,3 +158,41 @@ async def test_runtime_stop_returns_within_the_bound_when_every_slot_hangs(consu
     assert took <= 1.0 + STOP_SLACK_S
     assert handler.finished == []
     assert await committed(kafka_bootstrap, group, tp) is None
+
+
+async def test_runtime_revoked_work_is_cancelled_after_the_revoke_bound(consumer_for,
+                                                                        kafka_bootstrap):
+    handler = Handler(seconds=0.05)
+    # a drain bound far above the revoke bound: waiting on the stop bound would time out
+    first, tp, group = await consumer_for([b"a", b"hang-once", b"c"], handler,
+                                          drain_s=120.0, revoke_s=1.0)
+    await until(lambda: handler.hanging.is_set() and len(handler.finished) == 2)
+    second = await consumer_for.join(tp, group, handler, drain_s=120.0, revoke_s=1.0)
+    await until(handler.cancelled.is_set, timeout=40)
+    # whoever owns the partition now runs offset 1 again; the cancelled run never finished
+    await until(lambda: 1 in handler.finished, timeout=40)
+    assert handler.finished.count(1) == 1
+    assert handler.started.count(1) == 2
+    for member in (first, second):
+        await member.stop()
+    assert await committed(kafka_bootstrap, group, tp) == 3
+
+
+async def test_runtime_stop_during_a_rebalance_stays_within_its_bound(consumer_for,
+                                                                       kafka_bootstrap):
+    handler = Handler(seconds=0.05)
+    drain_s = 8.0
+    first, tp, group = await consumer_for([b"a", b"stubborn"], handler, drain_s=drain_s,
+                                          revoke_s=3.0)
+    await until(lambda: handler.hanging.is_set() and handler.finished == [0])
+    stopping = asyncio.create_task(timed_stop(first))
+    await asyncio.sleep(drain_s * 0.6)
+    # a new member joins while the first is still draining: the first takes part in the
+    # rebalance (its revoke callback runs) while its stop is under way
+    second = await consumer_for.join(tp, group, Handler(seconds=0.05), drain_s=drain_s)
+    took = await stopping
+    handler.release.set()
+    await second.stop()
+    assert handler.cancelled.is_set()
+    assert took <= drain_s + STOP_SLACK_S
+    assert await committed(kafka_bootstrap, group, tp) == 1  # offset 1 was never finished

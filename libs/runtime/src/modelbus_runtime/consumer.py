@@ -13,10 +13,17 @@ decoding hides the raw bytes a dead-letter record must keep. This loop is small 
   (:mod:`modelbus_runtime.offsets`), i.e. after the handler's output was acknowledged;
 * :class:`PoisonMessage` and unexpected errors go to the DLQ with the original bytes;
   :class:`TransientInfraError` is retried in place with backoff and never skipped;
-* on revocation, in-flight work of the revoked partitions is finished and committed first;
-* ``stop()`` stops fetching, drains in-flight work within ``drain_timeout_s``, commits and
-  leaves the group; what is still unfinished when the bound passes is cancelled and left
-  uncommitted (the next owner of its partition gets it again), so a stop never waits longer.
+* on revocation, in-flight work of the revoked partitions gets ``revoke_drain_timeout_s``
+  to finish and is committed; what outlives that bound is cancelled and left uncommitted
+  (the next owner runs it again, never alongside a copy still running here), and records
+  of those partitions fetched but not started are dropped (refetched from the commit);
+* ``stop()`` stops fetching, drains in-flight work, cancels what is unfinished, commits and
+  leaves the group, all within ``drain_timeout_s``: the last part of that bound is kept
+  for the commit and the leave, and a revocation during a stop drains only until the stop's
+  own drain bound (:mod:`modelbus_runtime.inflight`).
+
+aiokafka (0.14) has no cooperative (incremental) rebalancing: every rebalance revokes every
+partition of every member, which is why the revoke drain is short.
 
 Internal events are authenticated before the handler sees them: on a topic only modelbus
 services write (:func:`modelbus_schemas.topics.writer_roles`), a record without a valid
@@ -46,6 +53,7 @@ from modelbus_runtime.authn import authenticate
 from modelbus_runtime.dlq import DeadLetterPublisher
 from modelbus_runtime.errors import PoisonMessage, TransientInfraError
 from modelbus_runtime.inbound import Inbound
+from modelbus_runtime.inflight import CANCEL_GRACE_S, InFlight, finish_or_cancel, wait_previous
 from modelbus_runtime.kafka import build_consumer
 from modelbus_runtime.logging import request_id_var
 from modelbus_runtime.metrics import (
@@ -64,6 +72,10 @@ log = logging.getLogger(__name__)
 
 Handler = Callable[[Inbound], Awaitable[None]]
 BatchHandler = Callable[[list[Inbound]], Awaitable[None]]
+
+#: the end of a stop's bound kept for the cancelled tasks to unwind, the last commit and
+#: leaving the group (at most a quarter of the bound)
+CLOSE_RESERVE_S = 2.0
 
 
 class _Rebalance(ConsumerRebalanceListener):
@@ -110,8 +122,12 @@ class EventConsumer:
                                         pattern=pattern, fetch_max_wait_ms=fetch_max_wait_ms)
         self._tracker = OffsetTracker()
         self._slots = asyncio.Semaphore(self.max_in_flight)
-        self._tasks: set[asyncio.Task] = set()
-        self._key_tails: dict[bytes, asyncio.Task] = {}
+        self._work = InFlight()
+        # a revocation in progress takes these partitions; each finished one bumps the epoch,
+        # and work fetched or started in an earlier epoch neither starts nor finishes offsets
+        self._revoking: set[TopicPartition] = set()
+        self._epoch = 0
+        self._work_deadline: float | None = None  # set by stop(): when handlers are cancelled
         self._stopping = asyncio.Event()
         self._loop_task: asyncio.Task | None = None
         self._last_commit = 0.0
@@ -137,20 +153,30 @@ class EventConsumer:
         return self._loop_task is not None and not self._loop_task.done() and bool(self.assigned)
 
     async def stop(self) -> None:
-        """Stop fetching, finish in-flight work within the drain bound, commit, leave.
+        """Stop fetching, finish in-flight work, commit, leave the group: within the drain
+        bound in total.
 
-        One bound covers everything: the fetch loop (which may be waiting for a free slot or
-        on a batch) and the handlers. Work unfinished when it passes is cancelled; its
-        offsets stay uncommitted, so the next owner of the partition handles it again.
+        The fetch loop (which may be waiting for a free slot or on a batch) and the handlers
+        get the bound less a reserve; work unfinished then is cancelled and its offsets stay
+        uncommitted, so the next owner of the partition handles it again. The reserve covers
+        the last commit and the leave; a leave stuck behind a rebalance is given up on.
         """
-        deadline = time.monotonic() + self.settings.drain_timeout_s
+        bound = self.settings.drain_timeout_s
+        deadline = time.monotonic() + bound
+        self._work_deadline = deadline - min(CLOSE_RESERVE_S, bound / 4)
         self._stopping.set()
         if self._loop_task:
-            await _finish_or_cancel({self._loop_task}, deadline, "the fetch loop")
-        await self._drain(set(), deadline - time.monotonic())
-        await _finish_or_cancel(set(self._tasks), deadline, "messages in flight")
-        await self._commit(force=True)
-        await self._consumer.stop()
+            await finish_or_cancel({self._loop_task}, self._work_deadline, "the fetch loop")
+        await finish_or_cancel(self._work.of(), self._work_deadline, "messages in flight")
+        await self._bounded(self._commit(force=True), deadline, "the last commit")
+        await self._bounded(self._consumer.stop(), deadline, "leaving the group")
+
+    @staticmethod
+    async def _bounded(step: Awaitable[None], deadline: float, what: str) -> None:
+        try:
+            await asyncio.wait_for(step, timeout=max(0.01, deadline - time.monotonic()))
+        except TimeoutError:
+            log.warning("stop bound passed during %s; given up", what)
 
     async def discard(self) -> None:
         """Close a consumer that was never started (a start-up given up or stopped)."""
@@ -169,9 +195,13 @@ class EventConsumer:
                 log.warning("fetch failed: %r", exc)
                 await asyncio.sleep(0.5)
                 continue
+            epoch = self._epoch
             if self.batch_handler is not None and batches and not self._stopping.is_set():
-                await self._handle_batch({tp: [Inbound.from_record(r) for r in records]
-                                          for tp, records in batches.items()})
+                batch = asyncio.create_task(self._handle_batch(
+                    {tp: [Inbound.from_record(r) for r in records]
+                     for tp, records in batches.items()}, epoch))
+                self._work.add(batch, set(batches))
+                await asyncio.wait({batch})  # a revocation may cancel it, not the loop
                 batches = {}
             for tp, records in batches.items():
                 if self._stopping.is_set():
@@ -179,7 +209,7 @@ class EventConsumer:
                 for record in records:
                     if self._stopping.is_set():
                         break
-                    await self._spawn(tp, Inbound.from_record(record))
+                    await self._spawn(tp, Inbound.from_record(record), epoch)
             await self._commit()
             self._report_lag()
 
@@ -216,39 +246,31 @@ class EventConsumer:
             return None
         return state.position if state is not None and state.has_valid_position else None
 
-    async def _spawn(self, tp: TopicPartition, message: Inbound) -> None:
+    async def _spawn(self, tp: TopicPartition, message: Inbound, epoch: int) -> None:
         await self._slots.acquire()
-        if self._stopping.is_set():  # stopped while waiting for a slot: not started
+        if self._stopping.is_set() or epoch != self._epoch or tp in self._revoking:
+            # stopped, or its partition revoked, while waiting for a slot: not started, and
+            # refetched from the committed offset by whoever owns the partition next
             self._slots.release()
             return
         self._tracker.start(tp, message.offset)
         self._gauge.inc()
         key = self.order_by(message)
-        previous = self._key_tails.get(key) if key else None
-        task = asyncio.create_task(self._handle_one(tp, message, previous))
-        self._tasks.add(task)
-        if key:
-            self._key_tails[key] = task
-        task.add_done_callback(lambda t: self._on_done(t, key))
+        task = asyncio.create_task(
+            self._handle_one(tp, message, self._work.previous(key), epoch))
+        self._work.add(task, {tp}, key)
 
-    def _on_done(self, task: asyncio.Task, key: bytes | None) -> None:
-        self._tasks.discard(task)
-        if key is not None and self._key_tails.get(key) is task:
-            del self._key_tails[key]
-
-    async def _handle_one(
-        self, tp: TopicPartition, message: Inbound, previous: asyncio.Task | None
-    ) -> None:
+    async def _handle_one(self, tp: TopicPartition, message: Inbound,
+                          previous: asyncio.Task | None, epoch: int) -> None:
         handled = False
         try:
-            if previous is not None:
-                await asyncio.gather(previous, return_exceptions=True)
+            await wait_previous(previous)
             await self._with_infra_retries(message.topic, self._invoke, message)
             handled = True
         except TransientInfraError:
             pass  # shutting down mid-outage: left uncommitted, redelivered to the next owner
         finally:
-            if handled:
+            if handled and epoch == self._epoch:  # not revoked meanwhile
                 self._tracker.finish(tp, message.offset)
             self._slots.release()
             self._gauge.dec()
@@ -308,7 +330,8 @@ class EventConsumer:
             MESSAGES_HANDLED.labels(topic=message.topic, outcome=outcome).inc()
             HANDLER_SECONDS.labels(topic=message.topic).observe(time.perf_counter() - started)
 
-    async def _handle_batch(self, fetched: dict[TopicPartition, list[Inbound]]) -> None:
+    async def _handle_batch(self, fetched: dict[TopicPartition, list[Inbound]],
+                            epoch: int) -> None:
         """Everything one fetch returned, across partitions, in one handler call (one store
         transaction for audit, however many partitions the pattern covers)."""
         spans = recording()
@@ -325,6 +348,8 @@ class EventConsumer:
                                            self.batch_handler, messages)
         except TransientInfraError:
             return  # shutting down mid-outage: left uncommitted
+        if epoch != self._epoch:
+            return  # its partitions were revoked meanwhile: the next owner has them
         for tp, part in fetched.items():
             for message in part:
                 self._tracker.finish(tp, message.offset)
@@ -362,39 +387,22 @@ class EventConsumer:
         except (CommitFailedError, KafkaError) as exc:
             log.warning("commit failed (%r); the records will be redelivered", exc)
 
-    async def _drain(self, partitions: set, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while True:
-            busy = (
-                any(self._tracker.in_flight(tp) for tp in partitions)
-                if partitions
-                else bool(self._tasks)
-            )
-            if not busy:
-                return
-            if time.monotonic() >= deadline:
-                break
-            await asyncio.sleep(0.01)
-        log.warning("drain timed out with %d messages in flight", self._tracker.in_flight())
-
     async def _finish_partitions(self, revoked: set) -> None:
-        await self._drain(revoked, self.settings.drain_timeout_s)
-        await self._commit(force=True, only=revoked)
-        self._tracker.forget(revoked)
-        self.assigned -= revoked
-        forget_partitions(self.group_id, revoked)
-
-
-async def _finish_or_cancel(tasks: set[asyncio.Task], deadline: float, what: str) -> None:
-    """Wait for ``tasks`` until ``deadline``, then cancel the unfinished ones and give them a
-    moment to unwind (a task that ignores cancellation is not waited for)."""
-    if not tasks:
-        return
-    _, pending = await asyncio.wait(tasks, timeout=max(0.0, deadline - time.monotonic()))
-    if not pending:
-        return
-    log.warning("drain bound passed: cancelling %s (%d tasks); uncommitted work is "
-                "redelivered to the next owner", what, len(pending))
-    for task in pending:
-        task.cancel()
-    await asyncio.wait(pending, timeout=1.0)
+        """Revocation: the revoked partitions' work gets ``revoke_drain_timeout_s`` (during a
+        stop, at most until the stop's own drain bound), then is cancelled; what finished is
+        committed. The members that stay wait for this before the group moves on."""
+        self._revoking = set(revoked)
+        try:
+            deadline = time.monotonic() + self.settings.revoke_drain_timeout_s
+            if self._work_deadline is not None:
+                deadline = min(deadline, self._work_deadline)
+            grace = min(CANCEL_GRACE_S, self.settings.revoke_drain_timeout_s)
+            await finish_or_cancel(self._work.of(revoked), deadline,
+                                   "work on revoked partitions", grace)
+            await self._commit(force=True, only=revoked)
+            self._tracker.forget(revoked)
+            self.assigned -= revoked
+            forget_partitions(self.group_id, revoked)
+        finally:
+            self._epoch += 1
+            self._revoking = set()

@@ -47,7 +47,14 @@ class RuntimeSettings(BaseSettings):
     max_poll_records: int = 500
     max_in_flight: int = 256
     commit_interval_ms: int = 50
+    # A stop (finish in-flight work, commit, leave the group) never takes longer than this.
     drain_timeout_s: float = 20.0
+    # On a rebalance, how long in-flight work of the revoked partitions may finish before it
+    # is cancelled (and redelivered to the new owner). aiokafka rebalances eagerly: every
+    # member revokes everything and the group waits for the slowest member, so this bounds
+    # how long a replica joining or leaving stalls the members that stay. A few seconds
+    # lets ordinary provider calls finish without re-running them.
+    revoke_drain_timeout_s: float = Field(default=3.0, ge=0)
     # How long start-up waits for an unreachable broker, Redis or database before the
     # process exits 1 with a one-line reason (modelbus_runtime.startup).
     startup_timeout_s: float = Field(default=120.0, gt=0)
