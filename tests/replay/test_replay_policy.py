@@ -25,7 +25,6 @@ from modelbus_cli.commands_replay import register, run_replay
 from modelbus_router.policy import content_version
 from sqlalchemy import func, select
 
-from tests.conftest import start_stack
 from tests.upstream import RESPONSES, Upstream, request_json
 
 pytestmark = pytest.mark.e2e
@@ -103,17 +102,6 @@ def replay_args(*argv: str) -> argparse.Namespace:
 
 def model_of(response: dict) -> str | None:
     return response["models"][0] if response["status"] == "ok" else None
-
-
-@pytest.fixture
-def replay_stack(tmp_path, kafka_bootstrap, redis_url):
-    policy = tmp_path / "policy.yaml"
-    policy.write_text(V1)
-    database = f"sqlite+aiosqlite:///{tmp_path / 'audit.db'}"
-    stack = start_stack(tmp_path / "stack", kafka_bootstrap, redis_url, database,
-                        providers=("openai",), env={"MODELBUS_POLICY_PATH": str(policy)})
-    yield stack, policy, database
-    stack.stop()
 
 
 async def test_replay_under_v2_predicts_what_v2_then_does(replay_stack, tmp_path, capsys):

@@ -2,10 +2,13 @@
 
   modelbus replay --policy candidate.yaml [--since T] [--until T] [--tenant X] [--team Y]
                   [--sample N] [--json] [--html out.html] [--details out.jsonl] [--from-topic]
+                  [--execute N --budget-usd X]
       routes the requests recorded in the audit store under the candidate, calling no
       provider (:mod:`modelbus_router.replay`); progress on stderr; a table (or JSON) on
       stdout; a self-contained HTML page with plots; one JSON line per request with
-      ``--details``.
+      ``--details``. With ``--execute`` a sample of N requests the candidate serves is also
+      sent to the candidate's models under a budget of its own
+      (:mod:`modelbus_cli.replay_execute`).
   modelbus shadow report [--since T] [--until T] [--json]
       summarises the shadow decisions a router with ``MODELBUS_SHADOW_POLICY_PATH`` published
       on ``modelbus.decisions.shadow.v1`` (only events signed by the router role count).
@@ -24,6 +27,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+from modelbus_cli import replay_execute
 from modelbus_cli.endpoints import resolve
 
 
@@ -49,6 +53,7 @@ async def run_replay(args: argparse.Namespace, details=None) -> dict:
     from modelbus_router.replay.audit_source import AuditSource, Window
     from modelbus_router.replay.html import render
 
+    replay_execute.check(args)
     policy = load_policy(args.policy)
     url = resolve(args.workdir, database_url=args.database_url).database_url
     if not url:
@@ -63,10 +68,14 @@ async def run_replay(args: argparse.Namespace, details=None) -> dict:
         bootstrap = resolve(args.workdir, bootstrap=args.bootstrap).bootstrap
         source = TopicSource({**RuntimeSettings().kafka_client_options(),
                               "bootstrap_servers": bootstrap}, audit)
+    sampled = replay_execute.sampler(args)
     try:
         progress = _progress(await source.count())
-        report = await replay(source.batches(), policy, progress=progress, details=details)
+        report = await replay(source.batches(), policy, progress=progress, details=details,
+                              observe=sampled.offer if sampled else None)
         print(file=sys.stderr)
+        if sampled is not None:
+            report.counterfactual = await replay_execute.execute(args, policy, audit, sampled)
     finally:
         await audit.close()
     report.skipped = audit.skipped + getattr(source, "unrecorded", 0)
@@ -112,15 +121,9 @@ async def shadow_summary(bootstrap: str, ring, since=None, until=None):
 
 
 def _ring(args: argparse.Namespace):
-    import os
-
     from modelbus_runtime.signing import load_ring
 
-    inline = os.environ.get("MODELBUS_SIGNING_KEYS")
-    path = args.signing_keys or os.environ.get("MODELBUS_SIGNING_KEYS_FILE")
-    if not inline and not path and (Path(args.workdir) / "signing.keys").exists():
-        path = str(Path(args.workdir) / "signing.keys")
-    return load_ring(inline, path)
+    return load_ring(*replay_execute.ring_source(args))
 
 
 def cmd_shadow_report(args: argparse.Namespace) -> int:
@@ -148,8 +151,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     replay.add_argument("--from-topic", action="store_true", help=(
         "read the requests from modelbus.requests.v1 (whole text while the log holds it); "
         "only those the audit store also holds are replayed"))
-    replay.add_argument("--bootstrap", help="Kafka bootstrap servers (with --from-topic)")
+    replay.add_argument("--bootstrap", help="Kafka bootstrap servers (--from-topic, --execute)")
     replay.add_argument("--workdir", default=".modelbus")
+    replay_execute.register(replay)
     replay.set_defaults(func=cmd_replay)
 
     shadow = sub.add_parser("shadow", help="shadow routing").add_subparsers(

@@ -119,6 +119,21 @@ class AuditSource:
         return {(r.tenant, r.request_id): then_of(related.get((r.tenant, r.request_id), []))
                 for r in rows}
 
+    async def answers(self, keys: list[tuple[str, str]]) -> dict[tuple[str, str], str | None]:
+        """The answer text recorded for each (tenant, request id), as the audit holds it
+        (redacted where it redacted it; None where retention purged it or none was given)."""
+        out: dict[tuple[str, str], str | None] = {}
+        wanted = set(keys)
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(select(ev.c.tenant, ev.c.request_id, ev.c.payload).where(
+                ev.c.request_id.in_(sorted({rid for _, rid in wanted})),
+                ev.c.kind == "response", ev.c.flags.is_(None)))).all()
+        for row in rows:
+            key = (row.tenant, row.request_id)
+            if key in wanted and isinstance(row.payload, dict):
+                out.setdefault(key, row.payload.get("output"))
+        return out
+
     async def _count_all(self) -> int:
         async with self.engine.connect() as conn:
             return (await conn.execute(

@@ -17,11 +17,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from modelbus_schemas import ErrorCode, RequestEvent, RoutingDecision
+from modelbus_schemas import ErrorCode, RequestEvent, RoutingDecision, TaskEvent
 
 from modelbus_router.engine import prepare
 from modelbus_router.errors import RoutingError
-from modelbus_router.guardrails import approval_reasons
+from modelbus_router.guardrails import approval_reasons, with_output_checks
 from modelbus_router.planner import NO_INPUTS, build
 from modelbus_router.policy import Policy
 from modelbus_router.reachable import plan_reach
@@ -41,6 +41,9 @@ class DryDecision:
     estimated_cost_usd: float = 0.0
     reach: tuple[str, ...] = ()  # provider/model of every model the request would reach
     parts: tuple[str, ...] = ()  # provider/model of the tasks dispatched first
+    #: the tasks the router would publish first (output checks included, no budget hold):
+    #: what counterfactual execution sends (:mod:`modelbus_router.replay.counterfactual`)
+    tasks: tuple[TaskEvent, ...] = ()
 
     @property
     def selected(self) -> list[str]:
@@ -58,5 +61,7 @@ def decide(policy: Policy, request: RequestEvent) -> DryDecision:
     reasons = approval_reasons(ready.guards.approval, ready.request, routed.estimated_cost_usd)
     reach = tuple(dict.fromkeys(r.ref for r in plan_reach(routed.tasks)))
     parts = tuple(f"{t.provider}/{t.model}" for t in routed.tasks)
+    tasks = tuple(with_output_checks(routed, ready.guards.output).tasks)
     return DryDecision(PARKED if reasons else SERVED, policy.version, routed.decision,
-                       estimated_cost_usd=routed.estimated_cost_usd, reach=reach, parts=parts)
+                       estimated_cost_usd=routed.estimated_cost_usd, reach=reach, parts=parts,
+                       tasks=tasks)

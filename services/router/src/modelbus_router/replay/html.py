@@ -1,6 +1,7 @@
 """The replay report as one self-contained HTML page: headline numbers, plots (model mix
-before and after, cost by team before and after) drawn as inline SVG, the requests whose
-outcome class or compliance surface changes. No script, no external file, nothing to
+before and after, cost by team and by tenant before and after) drawn as inline SVG, the
+requests whose outcome class or compliance surface changes, and, when counterfactual
+execution ran, the candidate's answers beside the originals with the judges' verdicts. No script, no external file, nothing to
 install: it opens from disk or a mail attachment as is."""
 
 from __future__ import annotations
@@ -48,6 +49,20 @@ def _table(rows: list[dict[str, Any]], columns: list[str]) -> str:
     return f"<table><tr>{head}</tr>{body}</table>"
 
 
+def _counterfactual(cf: dict[str, Any] | None) -> str:
+    if not cf:
+        return ""
+    facts = (f"run {cf['run_id']}: executed {cf['executed']} of {cf['sampled']} sampled, "
+             f"answered {cf['answered']}, errors {cf['errors']}, timeouts {cf['timeouts']}, "
+             f"not executed (budget spent) {cf['stopped_by_budget']}; spent "
+             f"{cf['spent_usd']:.6f} of {cf['budget_usd']:.6f} USD (scope {cf['budget_scope']})")
+    rows = [{**r, "original": (r["original"] or "")[:2000],
+             "candidate": (r["candidate"] or r["error"] or "")[:2000]} for r in cf["rows"]]
+    return (f"<h2>Counterfactual execution</h2><p>{escape(facts)}</p>"
+            + _table(rows, ["request_id", "tenant", "task", "then_models", "answered_by",
+                            "status", "original", "candidate", "judge", "verdict", "cost_usd"]))
+
+
 def render(report: dict[str, Any]) -> str:
     mix = report["model_mix"]
     models = sorted(set(mix["then"]) | set(mix["now"]),
@@ -84,6 +99,10 @@ th {{ background: #f1f3f6; }}
        [(m, mix["then"].get(m, 0), mix["now"].get(m, 0)) for m in models[:30]], "d")}
 {_bars("Cost by team (USD)",
        [(t, v["then"], v["now"]) for t, v in list(teams.items())[:30]], ".6f")}
+{_bars("Cost by tenant (USD)", [(t, v["cost_usd"]["then"], v["cost_usd"]["now"])
+                                for t, v in list(report.get("by_tenant", {}).items())[:30]],
+       ".6f")}
+{_counterfactual(report.get("counterfactual"))}
 <h2>Compliance surface changes ({report['surface_changed']} requests)</h2>
 {_table(report["surface_changes"], [*listed, "new_reach", "new_surfaces"])}
 <h2>Outcome class changes</h2>

@@ -1,7 +1,9 @@
 """The replay report: totals folded in one comparison at a time, in memory that does not
 grow with the number of requests (counters by model, team, outcome and reason; the lists of
 requests are capped at :data:`LISTED`, their full count kept), rendered as a text table or
-JSON. The HTML page is :mod:`modelbus_router.replay.html`.
+JSON, with totals by team and by tenant, and the counterfactual execution's rows (the
+candidate's answers beside the originals, judges' verdicts) when it ran. The HTML page is
+:mod:`modelbus_router.replay.html`.
 """
 
 from __future__ import annotations
@@ -40,6 +42,8 @@ class Report:
     surface_changes: list[dict[str, Any]] = field(default_factory=list)
     surface_changed: int = 0
     class_changes: list[dict[str, Any]] = field(default_factory=list)
+    by_tenant: dict[str, Counter] = field(default_factory=lambda: defaultdict(Counter))
+    counterfactual: dict[str, Any] | None = None  # Counterfactual.as_json(), when executed
 
     def add(self, c: Comparison) -> None:
         self.replayed += 1
@@ -55,6 +59,13 @@ class Report:
         team = self.cost_by_team[c.team]
         team[0] += c.then_cost_usd
         team[1] += c.now_cost_usd
+        tenant = self.by_tenant[c.tenant]
+        tenant.update(replayed=1, model_changed=int(c.model_changed),
+                      served_to_refused=int(bool(c.class_change)
+                                            and c.class_change.endswith("->refused")),
+                      surface_changed=int(c.surface_changed))
+        tenant["then_usd"] += c.then_cost_usd
+        tenant["now_usd"] += c.now_cost_usd
         for model, reason in c.rejected:
             self.rejections[(model, reason)] += 1
         if c.now_error_code:
@@ -99,9 +110,14 @@ class Report:
                              for team, v in sorted(self.cost_by_team.items())},
             "rejections": [{"model": m, "reason": r, "requests": n}
                            for (m, r), n in self.rejections.most_common(50)],
+            "by_tenant": {tenant: {**{k: v for k, v in t.items() if not k.endswith("_usd")},
+                                   "cost_usd": {"then": _money(t["then_usd"]),
+                                                "now": _money(t["now_usd"])}}
+                          for tenant, t in sorted(self.by_tenant.items())},
             "refusals_now": dict(self.refusals_now),
             "surface_changes": self.surface_changes,
             "class_changes": self.class_changes,
+            **({"counterfactual": self.counterfactual} if self.counterfactual else {}),
         }
 
     def table(self) -> str:
@@ -125,10 +141,43 @@ class Report:
         lines += ["", f"  {'team':<28} {'then USD':>14} {'now USD':>14}"]
         for team, v in sorted(self.cost_by_team.items()):
             lines.append(f"  {team:<28} {v[0]:>14.6f} {v[1]:>14.6f}")
+        lines += ["", (f"  {'tenant':<28} {'requests':>8} {'changed':>8} {'refused':>8} "
+                       f"{'then USD':>14} {'now USD':>14}")]
+        for tenant, t in sorted(self.by_tenant.items()):
+            lines.append(f"  {tenant:<28} {t['replayed']:>8} {t['model_changed']:>8} "
+                         f"{t['served_to_refused']:>8} {t['then_usd']:>14.6f} "
+                         f"{t['now_usd']:>14.6f}")
         if self.refusals_now:
             lines += ["", "  refused under the candidate: " + ", ".join(
                 f"{code} {n}" for code, n in self.refusals_now.most_common())]
         for change in self.surface_changes[:20]:
             lines.append(f"  surface: {change['tenant']}/{change['request_id']} "
                          f"({change['data_class']}) now reaches {', '.join(change['new_reach'])}")
+        if self.counterfactual:
+            lines += ["", *counterfactual_lines(self.counterfactual)]
         return "\n".join(lines)
+
+
+def _short(text: str | None, width: int = 48) -> str:
+    flat = " ".join((text or "-").split())
+    return flat if len(flat) <= width else flat[:width - 1] + "…"
+
+
+def counterfactual_lines(cf: dict[str, Any]) -> list[str]:
+    lines = [
+        f"counterfactual execution (run {cf['run_id']}, reply topic {cf['reply_topic']})",
+        (f"  executed {cf['executed']} of {cf['sampled']} sampled: answered {cf['answered']}, "
+         f"errors {cf['errors']}, timeouts {cf['timeouts']}, "
+         f"not executed (budget spent) {cf['stopped_by_budget']}"),
+        (f"  spent {cf['spent_usd']:.6f} of {cf['budget_usd']:.6f} USD on budget scope "
+         f"{cf['budget_scope']}"),
+    ]
+    if cf["verdicts"]:
+        lines.append("  judge verdicts: " + ", ".join(f"{k} {n}" for k, n in
+                                                      sorted(cf["verdicts"].items())))
+    lines.append(f"  {'request':<24} {'status':<8} {'original':<48} {'candidate':<48} verdict")
+    for row in cf["rows"]:
+        lines.append(f"  {_short(row['request_id'], 24):<24} {row['status']:<8} "
+                     f"{_short(row['original']):<48} {_short(row['candidate']):<48} "
+                     f"{row['verdict'] or '-'}")
+    return lines

@@ -2,7 +2,9 @@
 
 Each request is routed under the candidate policy with :func:`~modelbus_router.replay.decide.decide`
 (no provider is called, no router state touched), compared with what was recorded, and
-folded into the report; with ``details`` each comparison is also written as one JSON line.
+folded into the report; with ``details`` each comparison is also written as one JSON line;
+``observe`` sees each request with the candidate's decision (counterfactual execution
+samples from it: :class:`~modelbus_router.replay.counterfactual.Sampler`).
 Batches stream through: memory holds one batch and the report's bounded counters.
 """
 
@@ -14,20 +16,25 @@ from typing import IO
 
 from modelbus_router.policy import Policy
 from modelbus_router.replay.compare import compare
-from modelbus_router.replay.decide import decide
+from modelbus_router.replay.decide import DryDecision, decide
 from modelbus_router.replay.recorded import Recorded
 from modelbus_router.replay.report import Report
 
 Progress = Callable[[int], None]
+Observer = Callable[[Recorded, DryDecision], None]
 
 
 async def replay(batches: AsyncIterable[list[Recorded]], policy: Policy, *,
-                 progress: Progress | None = None, details: IO[str] | None = None) -> Report:
+                 progress: Progress | None = None, details: IO[str] | None = None,
+                 observe: Observer | None = None) -> Report:
     report = Report(candidate_version=policy.version)
     async for batch in batches:
         for recorded in batch:
-            comparison = compare(policy, recorded, decide(policy, recorded.request))
+            decision = decide(policy, recorded.request)
+            comparison = compare(policy, recorded, decision)
             report.add(comparison)
+            if observe is not None:
+                observe(recorded, decision)
             if details is not None:
                 details.write(json.dumps(comparison.as_dict(), default=str) + "\n")
         if progress is not None:
