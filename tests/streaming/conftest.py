@@ -1,13 +1,15 @@
 """The streaming tests' stack: the provider-surface package's stack (simulator, a worker for
 each of the four providers, router, aggregator, gateway with one API key), reused as it is,
 with every chat model scripted to stream a token every ``CHUNK_DELAY_MS`` for about 2 s, and
-warmed up by one streamed request per provider (the first request of a fresh stack waits
-for consumer group joins and connections, seconds that no later request pays)."""
+warmed up by one streamed request per provider on the Kafka path and one plain (not
+streamed) call per provider through the gateway: the first request of a fresh stack waits
+for consumer group joins, connections and first imports, seconds no later request pays."""
 
 from __future__ import annotations
 
 import asyncio
 
+import httpx
 import pytest
 from modelbus_testing.simulator import simulate
 
@@ -21,6 +23,12 @@ async def _warm_up(stack: surface.SurfaceStack) -> None:
     ask = [{"role": "user", "content": "warm up"}]
     await asyncio.gather(*(stream_request(stack, {"task": f"chat-{provider}", "messages": ask})
                            for provider in surface.CHAT_MODELS))
+    async with httpx.AsyncClient(base_url=stack.gateway_url, timeout=60,
+                                 headers={"authorization": f"Bearer {stack.api_key}"}) as http:
+        for provider in surface.CHAT_MODELS:
+            answer = await http.post("/v1/chat/completions",
+                                     json={"model": f"chat-{provider}", "messages": ask})
+            answer.raise_for_status()
 
 
 @pytest.fixture(scope="package")

@@ -22,6 +22,9 @@ from tests.surface.conftest import CHAT_MODELS
 from tests.surface.surface_cases import ANSWER_SCHEMA
 
 pytestmark = pytest.mark.e2e
+#: Providers whose JSON answer is text the worker parses. Anthropic's comes from a forced tool
+#: whose input is always a JSON object, so nothing refuses it without a policy output guard.
+TEXT_JSON_PROVIDERS = ["openai", "gemini", "selfhosted"]
 
 ASK = [{"role": "user", "content": "Tell me a long story."}]
 JSON_FORMAT = {"type": "json_schema",
@@ -94,7 +97,7 @@ async def test_a_json_route_streams_nothing_and_answers_the_checked_response(
     assert run.events == [] and run.response["stream_events"] == 0
 
 
-@pytest.mark.parametrize("provider", list(CHAT_MODELS))
+@pytest.mark.parametrize("provider", TEXT_JSON_PROVIDERS)
 async def test_output_the_json_check_refuses_never_streams(stream_stack, provider):
     model = CHAT_MODELS[provider]
     simulate(stream_stack.stack, model,

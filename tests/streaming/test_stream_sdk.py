@@ -19,6 +19,9 @@ from tests.surface.conftest import CHAT_MODELS
 from tests.surface.surface_cases import ANSWER_SCHEMA
 
 pytestmark = pytest.mark.e2e
+#: Providers whose JSON answer is text the worker parses. Anthropic's comes from a forced tool
+#: whose input is always a JSON object, so nothing refuses it without a policy output guard.
+TEXT_JSON_PROVIDERS = ["openai", "gemini", "selfhosted"]
 
 ASK = [{"role": "user", "content": "Tell me a long story."}]
 JSON_ASK = [{"role": "user", "content": "Weather in Paris as JSON."}]
@@ -109,7 +112,7 @@ def test_a_json_answer_streams_once_checked(client, provider):
     jsonschema.validate(json.loads(got.text), ANSWER_SCHEMA)
 
 
-@pytest.mark.parametrize("provider", list(CHAT_MODELS))
+@pytest.mark.parametrize("provider", TEXT_JSON_PROVIDERS)
 def test_a_json_answer_the_check_refuses_never_reaches_the_sdk(client, stream_stack, provider):
     model = CHAT_MODELS[provider]
     simulate(stream_stack.stack, model,
