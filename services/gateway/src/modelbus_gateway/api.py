@@ -81,7 +81,7 @@ class Api:
                  max_body_bytes: int = 16 * 1024 * 1024, access_log: bool = True,
                  streams: StreamHub | None = None) -> None:
         self.gateway = gateway
-        self.streams = streams or StreamHub()
+        self.streams = streams if streams is not None else StreamHub()
         self.admission = admission
         self.policy = policy
         self.reply_topic = reply_topic

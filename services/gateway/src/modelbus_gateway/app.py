@@ -33,6 +33,7 @@ from modelbus_gateway.errors import event_too_large
 from modelbus_gateway.gateway import Gateway
 from modelbus_gateway.idempotency import IdempotencyStore
 from modelbus_gateway.large_content import RequestFitter
+from modelbus_gateway.metrics import STREAMING_CALLS
 from modelbus_gateway.replies import ReplyListener, reply_topic_for
 from modelbus_gateway.settings import GatewaySettings
 from modelbus_gateway.stream_hub import StreamHub
@@ -75,6 +76,7 @@ async def build(ctx: ServiceContext) -> Service:
                           auth_failure_burst=settings.auth_failure_burst,
                           prefix=settings.rate_limit_prefix)
     streams = StreamHub(settings.stream_queue_events, settings.max_pending)
+    STREAMING_CALLS.set_function(lambda: len(streams))
     api = Api(gateway, admission, lambda: policies.current, reply_topic=reply_topic,
               default_budget_ms=settings.default_latency_budget_ms,
               stream_chunk_chars=settings.stream_chunk_chars,

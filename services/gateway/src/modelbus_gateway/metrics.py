@@ -27,6 +27,8 @@ STREAM_FIRST_BYTE = Histogram(
     "Time from the HTTP request of a stream=true call to its first chunk sent, by source "
     "(stream: from stream events; response: the final response, when nothing streamed)",
     ["source"], buckets=SECONDS_BUCKETS)
+STREAMING_CALLS = Gauge("modelbus_gateway_streaming_calls",
+                        "stream=true calls of this instance waiting for stream events")
 STREAM_EVENTS = Counter(
     "modelbus_gateway_stream_events_total",
     "Records read from the stream topic, by outcome (routed to a call; ignored: no call of "
