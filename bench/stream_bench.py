@@ -251,7 +251,8 @@ def run_level(args, concurrency: int) -> dict:
         pids = {c.name: c.proc.pid for c in [*stack.group.children, *group.children]
                 if c.name != "simulator"}
         for pid in find_redis_pids(urlsplit(stack.redis_url).port or 6379):
-            pids.setdefault(f"redis-{pid}", pid)
+            if pid not in pids.values():  # a given REDIS_URL's server, not our own child
+                pids[f"redis-{pid}"] = pid
         return asyncio.run(level(stack, key, CpuMeter(pids), args, concurrency))
     finally:
         stack.stop()
