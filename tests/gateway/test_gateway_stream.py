@@ -5,20 +5,24 @@ chooses, the final response on the gateway's reply topic. The official ``openai`
 reads the stream: chunks arrive while the response is not published yet, the text equals
 the final response's (what did not stream comes from it), a forged (unsigned) stream event
 never reaches the caller, a stream broken after its first delta ends in an error the SDK
-raises, and a call nothing streams for is answered from its response alone."""
+raises, a call nothing streams for is answered from its response alone, and a caller that
+hangs up releases its stream. The example Kafka consumer (examples/stream_consumer.py)
+follows one request's events in order to its response."""
 
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import json
 import urllib.request
 import uuid
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Self
 
 import openai
 import pytest
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from modelbus_cli.stack import Stack
 from modelbus_gateway.auth import hash_key
 from modelbus_runtime.settings import RuntimeSettings
@@ -242,3 +246,39 @@ async def test_a_caller_that_goes_away_releases_its_stream(gateway):
         assert await _until(lambda: gateway.metric(
             "modelbus_gateway_stream_events_total", outcome="ignored") > 0)
     assert gateway.metric("modelbus_gateway_stream_events_total", outcome="routed") == routed
+
+
+def _example_consumer():
+    path = Path(__file__).resolve().parents[2] / "examples" / "stream_consumer.py"
+    spec = importlib.util.spec_from_file_location("stream_consumer_example", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+async def test_the_example_consumer_follows_one_request_in_order_to_its_response(gateway):
+    example = _example_consumer()
+    tenant, rid = f"ex-{uuid.uuid4().hex[:6]}", f"req-{uuid.uuid4().hex[:8]}"
+    request = {"caller": {"tenant": tenant}, "request_id": rid, "task": "chat",
+               "reply_to": example.RESPONSES}
+    other = {**request, "request_id": rid + "-other"}
+    consumer = AIOKafkaConsumer(bootstrap_servers=gateway.bootstrap, group_id=None,
+                                enable_auto_commit=False, fetch_max_wait_ms=50)
+    await consumer.start()
+    seen: list[dict] = []
+    try:
+        await example.at_end(consumer, [STREAM, example.RESPONSES])
+        follower = asyncio.create_task(example.follow(consumer, tenant, rid, seen.append))
+        async with Bus(gateway.bootstrap) as bus:
+            await bus.stream(other, 0, "not this request")
+            await bus.stream(request, 0, "one ")
+            await bus.stream(request, 0, "one ")  # delivered twice
+            await bus.stream(request, 1, "two", kind="end", finish_reason="stop")
+            assert await _until(lambda: len(seen) == 2)
+            await bus.respond(request, "one two", finish_reason="stop")
+            response = await asyncio.wait_for(follower, 60)
+    finally:
+        await consumer.stop()
+    assert [(e["seq"], e["kind"], e["text"]) for e in seen] == [
+        (0, "delta", "one "), (1, "end", "two")]
+    assert response["output"] == "one two" == "".join(e["text"] for e in seen)
