@@ -72,7 +72,8 @@ async def run_replay(args: argparse.Namespace, details=None) -> dict:
     try:
         progress = _progress(await source.count())
         report = await replay(source.batches(), policy, progress=progress, details=details,
-                              observe=sampled.offer if sampled else None)
+                              observe=sampled.offer if sampled else None,
+                              limits=not args.no_limits)
         print(file=sys.stderr)
         if sampled is not None:
             report.counterfactual = await replay_execute.execute(args, policy, audit, sampled)
@@ -152,6 +153,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "read the requests from modelbus.requests.v1 (whole text while the log holds it); "
         "only those the audit store also holds are replayed"))
     replay.add_argument("--bootstrap", help="Kafka bootstrap servers (--from-topic, --execute)")
+    replay.add_argument("--no-limits", action="store_true", help=(
+        "do not simulate the candidate's budgets and quotas over the recorded requests"))
     replay.add_argument("--workdir", default=".modelbus")
     replay_execute.register(replay)
     replay.set_defaults(func=cmd_replay)

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 from modelbus_audit.db import create_engine
 from modelbus_audit.tables import audit_events as ev
@@ -33,6 +33,13 @@ _COLUMNS = [*_META, ev.c.payload]
 #: and responses' payloads (answers) are not fetched or decoded.
 _FOLLOWER_COLUMNS = [*_META, case((ev.c.kind == "task", ev.c.payload),
                                   else_=null()).label("payload")]
+
+
+def _utc(moment: datetime | None) -> datetime | None:
+    """SQLite gives naive datetimes back: they are UTC."""
+    if moment is None or moment.tzinfo is not None:
+        return moment
+    return moment.replace(tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -102,7 +109,8 @@ class AuditSource:
                 if request is None:
                     self.skipped += 1
                     continue
-                out.append(Recorded(request, then, redacted=redacted, purged=purged))
+                out.append(Recorded(request, then, redacted=redacted, purged=purged,
+                                    at=_utc(row.event_time)))
             if out:
                 yield out
 

@@ -75,6 +75,9 @@ def render(report: dict[str, Any]) -> str:
         ("served → refused", report["served_to_refused"]),
         ("refused → served", report["refused_to_served"]),
         ("reach new models (compliance surface)", report["surface_changed"]),
+        ("refused by the candidate's budgets / quotas (simulated)",
+         " / ".join(str(report.get("limits_refused", {}).get(code, 0))
+                    for code in ("budget_exceeded", "quota_exceeded"))),
         ("text redacted in the audit", report["redacted"]),
         ("text purged by retention", report["purged"]),
         ("cost then (USD)", f"{cost['then']:.6f}"),

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from modelbus_runtime.pii import KINDS
@@ -56,6 +57,7 @@ class Recorded:
     then: Then = field(default_factory=lambda: Then("unknown"))
     redacted: bool = False
     purged: bool = False
+    at: datetime | None = None  # when it was recorded (budgets and quotas are simulated by it)
 
     @property
     def team(self) -> str:

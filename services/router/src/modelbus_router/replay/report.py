@@ -44,6 +44,7 @@ class Report:
     class_changes: list[dict[str, Any]] = field(default_factory=list)
     by_tenant: dict[str, Counter] = field(default_factory=lambda: defaultdict(Counter))
     counterfactual: dict[str, Any] | None = None  # Counterfactual.as_json(), when executed
+    limits_refused: dict[str, int] | None = None  # simulated budget/quota refusals by code
 
     def add(self, c: Comparison) -> None:
         self.replayed += 1
@@ -115,6 +116,8 @@ class Report:
                                                 "now": _money(t["now_usd"])}}
                           for tenant, t in sorted(self.by_tenant.items())},
             "refusals_now": dict(self.refusals_now),
+            "limits_simulated": self.limits_refused is not None,
+            "limits_refused": self.limits_refused or {},
             "surface_changes": self.surface_changes,
             "class_changes": self.class_changes,
             **({"counterfactual": self.counterfactual} if self.counterfactual else {}),
@@ -131,6 +134,9 @@ class Report:
             f"  served -> refused   {self.served_to_refused}",
             f"  refused -> served   {self.refused_to_served}",
             f"  compliance surface  {self.surface_changed} requests reach new models",
+            (f"  budgets / quotas    {(self.limits_refused or {}).get('budget_exceeded', 0)} / "
+             f"{(self.limits_refused or {}).get('quota_exceeded', 0)} refused (simulated)"
+             if self.limits_refused is not None else "  budgets / quotas    not simulated"),
             (f"  cost (USD)          then {cost['then']:.6f}  now {cost['now']:.6f}"
             f"  delta {cost['delta']:+.6f}"),
             "",

@@ -56,7 +56,7 @@ class TopicSource:
                 and (w.tenant is None or request.caller.tenant == w.tenant)
                 and (w.team is None or request.caller.team == w.team))
 
-    async def _records(self) -> AsyncIterator[list[RequestEvent]]:
+    async def _records(self) -> AsyncIterator[list[tuple[RequestEvent, datetime]]]:
         consumer = AIOKafkaConsumer(**self.options, group_id=None, enable_auto_commit=False,
                                     auto_offset_reset="earliest", fetch_max_wait_ms=50)
         await consumer.start()
@@ -85,7 +85,8 @@ class TopicSource:
                             self.unrecorded += 1
                             continue
                         if self._wanted(request, record.timestamp):
-                            out.append(request)
+                            out.append((request, datetime.fromtimestamp(
+                                record.timestamp / 1000, UTC)))
                 if out:
                     yield out
                 done = all([await consumer.position(tp) >= ends[tp] for tp in tps])
@@ -95,14 +96,14 @@ class TopicSource:
             await consumer.stop()
 
     async def batches(self) -> AsyncIterator[list[Recorded]]:
-        async for requests in self._records():
-            known = await self.audit.recorded_for(requests)
+        async for records in self._records():
+            known = await self.audit.recorded_for([r for r, _ in records])
             out = []
-            for request in requests:
+            for request, at in records:
                 then = known.get((request.caller.tenant, request.request_id))
                 if then is None:
                     self.unrecorded += 1
                     continue
-                out.append(Recorded(request, then))
+                out.append(Recorded(request, then, at=at))
             if out:
                 yield out
