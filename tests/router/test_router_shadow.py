@@ -29,7 +29,7 @@ from tests.upstream import Upstream
 pytestmark = pytest.mark.e2e
 
 VOLATILE = {"event_id", "request_id", "created_at", "latency_ms", "started_at", "decided_at",
-            "received_at", "finished_at"}
+            "received_at", "finished_at", "ttft_ms"}
 
 
 def stable(value):
