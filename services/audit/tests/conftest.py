@@ -10,6 +10,8 @@ from __future__ import annotations
 import itertools
 import os
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -74,6 +76,32 @@ async def postgres_url():
         await admin.close()
 
 
+@asynccontextmanager
+async def _empty_database(server: str) -> AsyncIterator[str]:
+    if server.startswith("sqlite"):
+        yield server
+        return
+    base = make_url(server)
+    name = f"modelbus_audit_mig_{uuid.uuid4().hex[:8]}"
+    dsn = base.set(drivername="postgresql").render_as_string(hide_password=False)
+    admin = await asyncpg.connect(dsn)
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    await admin.close()
+    try:
+        yield base.set(database=name).render_as_string(hide_password=False)
+    finally:
+        admin = await asyncpg.connect(dsn)
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+@pytest.fixture
+def empty_database():
+    """``async with empty_database(server) as url``: a SQLite URL as given, or a new empty
+    database on the PostgreSQL server ``server`` (dropped afterwards)."""
+    return _empty_database
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def store_url(request, tmp_path):
     if request.param == "sqlite":
@@ -135,10 +163,11 @@ class Flow:
         return [m.record() for m in self.messages]
 
 
-def make_flow(request_id: str = "req-1", start: datetime = T0, tenant: str = "acme") -> Flow:
+def make_flow(request_id: str = "req-1", start: datetime = T0, tenant: str = "acme",
+              team: str = "support") -> Flow:
     """request → 2 tasks (openai, anthropic) → 2 results (one after a 429 retry) → response.
     The response has the same event time as the last result, to exercise the kind order."""
-    caller = Caller(tenant=tenant, team="support", user="ana")
+    caller = Caller(tenant=tenant, team=team, user="ana")
     messages = [ChatMessage(role="user", content="Summarise: Kafka is a log.")]
     request = RequestEvent(
         request_id=request_id, task="summarize", messages=messages, caller=caller,

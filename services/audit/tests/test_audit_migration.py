@@ -6,11 +6,8 @@ again, and 0004 backfills the request's caller onto every row and the usage roll
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 
-import asyncpg
 import pytest
 from alembic import command
 from modelbus_audit import db
@@ -18,7 +15,6 @@ from modelbus_audit.chain import GENESIS, seal
 from modelbus_audit.store import AuditStore
 from modelbus_audit.tables import REV3_COLUMNS, audit_chain_heads, audit_events
 from sqlalchemy import insert, text
-from sqlalchemy.engine import make_url
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -27,25 +23,6 @@ def server(request, tmp_path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'old.db'}"
     return request.getfixturevalue("postgres_url")
-
-
-@asynccontextmanager
-async def _empty_database(server: str) -> AsyncIterator[str]:
-    if server.startswith("sqlite"):
-        yield server
-        return
-    base = make_url(server)
-    name = f"modelbus_audit_mig_{uuid.uuid4().hex[:8]}"
-    dsn = base.set(drivername="postgresql").render_as_string(hide_password=False)
-    admin = await asyncpg.connect(dsn)
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    await admin.close()
-    try:
-        yield base.set(database=name).render_as_string(hide_password=False)
-    finally:
-        admin = await asyncpg.connect(dsn)
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
 
 
 async def _store_as_revision_0002(url: str, records) -> None:
@@ -76,8 +53,8 @@ async def _store_as_revision_0002(url: str, records) -> None:
         await engine.dispose()
 
 
-async def test_rows_of_revision_0002_verify_after_the_upgrade(server, new_flow):
-    async with _empty_database(server) as url:
+async def test_rows_of_revision_0002_verify_after_the_upgrade(server, new_flow, empty_database):
+    async with empty_database(server) as url:
         await _check_upgrade(url, new_flow)
 
 

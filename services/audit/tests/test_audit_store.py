@@ -31,9 +31,23 @@ async def test_migrations_reach_head_and_match_the_table_definitions(store):
             lambda c: compare_metadata(MigrationContext.configure(c, opts=opts), metadata)
         )
     assert {"audit_events", "audit_chain_heads", db.VERSION_TABLE} <= tables
+    if store.engine.dialect.name == "postgresql":  # partitioned: unique keys end in event_time
+        diff = [d for d in diff if not _partition_key(d)]
     assert diff == []
     await store.migrate()  # idempotent at head
     assert await db.current_revision(store.engine) == db.head_revision()
+
+
+def _partition_key(change) -> bool:
+    """One of the unique keys of ``audit_events`` that differ on PostgreSQL by its partition
+    key (revision 0005): (event_id[, event_time]) and (chain, chain_seq[, event_time])."""
+    kind, constraint = change[0], change[1]
+    if kind not in ("add_constraint", "remove_constraint"):
+        return False
+    columns = [c.name for c in constraint.columns]
+    return constraint.table.name == "audit_events" and columns in (
+        ["event_id"], ["chain", "chain_seq"], ["event_id", "event_time"],
+        ["chain", "chain_seq", "event_time"])
 
 
 async def test_lineage_is_ordered_by_time_then_kind(store, flow):

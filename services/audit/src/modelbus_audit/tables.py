@@ -11,7 +11,11 @@ from the request of the same (tenant, request id), so a team filter finds its re
 responses and dead letters too; derived, so outside the hash — see :mod:`modelbus_audit.callers`),
 indexes shaped like the searches (filter column, ``event_time``, ``id``: the keyset order), the
 hourly usage rollup ``audit_usage_hourly`` (:mod:`modelbus_audit.rollup`) and the signed chain
-checkpoints ``audit_checkpoints`` (:mod:`modelbus_audit.checkpoints`).
+checkpoints ``audit_checkpoints`` (:mod:`modelbus_audit.checkpoints`); 0005 partitions
+``audit_events`` by day on PostgreSQL (:mod:`modelbus_audit.partitions`: there the primary key
+is (id, event_time) and the unique keys end in ``event_time``, as a partitioned table needs;
+SQLite keeps the keys below) and adds ``audit_archives``, the archived days and their hash chain
+(:mod:`modelbus_audit.archive`).
 ``audit_chain_heads`` holds the last sequence number and row hash of every chain; writers move a
 head forward with a compare-and-set update, which keeps one writer per chain without
 ``SELECT ... FOR UPDATE`` and lets ``verify`` notice rows cut from the end of a chain.
@@ -26,6 +30,7 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     Column,
+    Date,
     DateTime,
     Float,
     Index,
@@ -159,6 +164,29 @@ audit_checkpoints = Table(
     Column("key_id", String(64), nullable=False),
     Column("signature", String(128), nullable=False),
     Index(None, "chain", "last_seq"),
+)
+
+#: One row per archived day: where its manifest is, what it hashes to, the chain runs it took
+#: from the live store (``ranges``: chain → [[first seq, last seq, prev hash, last row hash]]),
+#: chained by ``prev_hash``/``record_hash`` (see :mod:`modelbus_audit.archive`).
+audit_archives = Table(
+    "audit_archives",
+    metadata,
+    Column("id", RowId, primary_key=True, autoincrement=True),
+    Column("seq", BigInteger, nullable=False),
+    Column("day", Date, nullable=False),
+    Column("manifest_key", String(1024), nullable=False),
+    Column("manifest_sha256", HASH, nullable=False),
+    Column("files", Integer, nullable=False),
+    Column("rows", BigInteger, nullable=False),
+    Column("bytes", BigInteger, nullable=False),
+    Column("ranges", JSON, nullable=False),
+    Column("made_at", DateTime(timezone=True), nullable=False),
+    Column("prev_hash", HASH, nullable=False),
+    Column("record_hash", HASH, nullable=False),
+    Column("dropped_at", DateTime(timezone=True)),
+    UniqueConstraint("seq"),
+    Index(None, "day"),
 )
 
 #: Columns derived from other rows at ingestion (revision 0004): outside the hash.

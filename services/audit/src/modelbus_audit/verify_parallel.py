@@ -14,7 +14,7 @@ from concurrent.futures import ProcessPoolExecutor
 from sqlalchemy.engine import make_url
 
 from modelbus_audit import db
-from modelbus_audit.verify import ChainResult, Progress, verify_chain
+from modelbus_audit.verify import ChainResult, Progress, archived_runs, verify_chain
 
 #: Below this many rows, one process verifies faster than starting more.
 PARALLEL_MIN_ROWS = 100_000
@@ -65,7 +65,8 @@ async def _walk_async(url: str, chains: list[str], heads: dict) -> list[ChainRes
     engine = db.create_engine(url)
     try:
         async with engine.connect() as connection:
-            return [await verify_chain(connection, chain, heads.get(chain))
-                    for chain in chains]
+            runs = await archived_runs(connection)
+            return [await verify_chain(connection, chain, heads.get(chain), None,
+                                       runs.get(chain)) for chain in chains]
     finally:
         await engine.dispose()
