@@ -10,7 +10,9 @@ store (:mod:`modelbus_audit.privacy`) and written in one transaction; when the s
 the batch is retried in place and nothing is committed, so the consumer catches up afterwards
 with no row lost. The query API and compliance page (:mod:`modelbus_audit.api`) are mounted
 on the health server next to ``/healthz``; a retention task purges old text when configured,
-and a checkpoint task signs the chain heads written (:mod:`modelbus_audit.checkpoints`).
+a checkpoint task signs the chain heads written (:mod:`modelbus_audit.checkpoints`), and a
+maintenance task creates the PostgreSQL day partitions ahead and archives closed days to the
+customer's bucket before dropping them (:mod:`modelbus_audit.archive`).
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ from modelbus_schemas.topics import AUDIT_PATTERN
 from starlette.routing import Mount
 
 from modelbus_audit.api import create_api
+from modelbus_audit.archive import run_archive
+from modelbus_audit.archive_target import ArchiveTarget
 from modelbus_audit.checkpoints import run_checkpoints
 from modelbus_audit.db import database_url_from_env
 from modelbus_audit.privacy import protect
@@ -61,7 +65,10 @@ async def build(ctx: ServiceContext) -> Service:
     )
     stop_tasks = asyncio.Event()
     tasks = [asyncio.create_task(run_checkpoints(
-        store, settings.audit_checkpoint_interval_s, stop_tasks))]
+        store, settings.audit_checkpoint_interval_s, stop_tasks)),
+        asyncio.create_task(run_archive(
+            store.engine, ArchiveTarget.from_settings(settings), settings.audit_archive_after_days,
+            settings.audit_maintenance_interval_s, stop_tasks, ring))]
     blobs = build_blob_store(settings) if settings.audit_retention_days > 0 else None
     if blobs is not None:
         tasks.append(asyncio.create_task(run_retention(

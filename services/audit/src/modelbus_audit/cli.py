@@ -2,8 +2,11 @@
 
 ``show`` prints a request's lineage (text or JSON); ``search`` a page of matching events;
 ``report`` usage and cost by day, team and model; ``export`` writes JSONL/CSV/Parquet with a
-progress callback; ``purge`` empties old text (retention); ``verify`` checks every hash chain
-and, against a broker, that every record of every audited topic was stored.
+progress callback; ``purge`` empties old text (retention); ``archive`` archives closed days to
+the bucket and drops them from the live store; ``query`` runs SQL over the archive and the live
+store (:mod:`modelbus_audit.query`); ``verify`` checks every hash chain, with ``archive`` the
+archived files (:mod:`modelbus_audit.archive_verify`), and, against a broker, that every record
+of every audited topic was stored.
 All open the store at ``url`` or, by default, at :func:`modelbus_audit.db.database_url_from_env`.
 The CLI reads the database directly, so it sees stored text; ``metadata_only`` gives the
 ``ops`` view.
@@ -120,18 +123,25 @@ async def purge(older_than_days: float, url: str | None = None) -> tuple[int, in
 async def verify(url: str | None = None, against_broker: str | None = None,
                  progress: Progress | None = None, quiet_s: float = 2.0, full: bool = False,
                  workers: int = 1, chain_progress: ChainProgress | None = None,
-                 ) -> tuple[bool, str]:
+                 archive: bool = False) -> tuple[bool, str]:
     """Whether the chains verify (from their last signed checkpoints; ``full``: every row,
-    in ``workers`` processes), and the report as text. With ``against_broker`` (a bootstrap
-    address), also whether the store holds every record of every audited topic
-    (:mod:`modelbus_audit.broker_check`)."""
+    in ``workers`` processes), and the report as text. With ``archive``, also whether every
+    archived file matches its manifest and every manifest the archive chain. With
+    ``against_broker`` (a bootstrap address), also whether the store holds every record of
+    every audited topic (:mod:`modelbus_audit.broker_check`)."""
     from modelbus_audit.settings import AuditSettings
 
-    ring = AuditSettings().signing_ring()
+    settings = AuditSettings()
+    ring = settings.signing_ring()
     store = await AuditStore.open(url, ring=ring)
     try:
         report = await store.verify(full=full, workers=workers, progress=chain_progress)
         ok, text = report.ok, report.describe()
+        if archive:
+            from modelbus_audit.archive_verify import verify_archive
+
+            archived = await verify_archive(store.engine, _target(settings), ring)
+            ok, text = ok and archived.ok, text + "\n" + archived.describe()
         if against_broker:
             from modelbus_audit.broker_check import check_against_broker
 
@@ -141,6 +151,46 @@ async def verify(url: str | None = None, against_broker: str | None = None,
     finally:
         await store.close()
     return ok, text
+
+
+async def archive(after_days: int, url: str | None = None) -> str:
+    """Archive now every day that ended more than ``after_days`` days ago; what was done."""
+    from modelbus_audit.archive import archive_closed
+    from modelbus_audit.settings import AuditSettings
+
+    settings = AuditSettings()
+    target = _target(settings)
+    async with _opened(url) as store:
+        done = await archive_closed(store.engine, target, after_days, settings.signing_ring())
+    lines = [f"{d.day}: {d.rows} rows in {d.files} files, manifest {d.manifest_key}"
+             for d in done]
+    return "\n".join([*lines, f"{len(done)} days archived to {target}"])
+
+
+async def query(sql: str, url: str | None = None, since: datetime | None = None,
+                until: datetime | None = None, as_json: bool = False) -> str:
+    """``sql`` over ``events`` (archive and live store), ``archived_events``, ``live_events``."""
+    from modelbus_audit.archive_target import ArchiveTarget
+    from modelbus_audit.query import as_dicts, run_query
+    from modelbus_audit.settings import AuditSettings
+
+    target = ArchiveTarget.from_settings(AuditSettings())
+    async with _opened(url) as store:
+        columns, rows = await run_query(store.engine, target, sql, since, until)
+    found = as_dicts(columns, rows)
+    if as_json:
+        return "\n".join(json.dumps(r, default=str) for r in found)
+    return _table(found, tuple(columns)) + f"\n{len(found)} rows"
+
+
+def _target(settings):
+    from modelbus_audit.archive_target import ArchiveTarget
+
+    target = ArchiveTarget.from_settings(settings)
+    if target is None:
+        raise SystemExit("no archive bucket: set MODELBUS_AUDIT_ARCHIVE_BUCKET "
+                         "(and _ENDPOINT_URL, _PREFIX, credentials)")
+    return target
 
 
 def _table(rows: list[dict], columns: tuple[str, ...]) -> str:

@@ -1,6 +1,9 @@
 """Retention: removing old prompt and response text while the hash chains stay verifiable,
 and the claim-checked content (blobs) stored as long ago.
 
+Rows themselves leave the store only with their day, archived first (on PostgreSQL by
+dropping the day's partition, never row by row: :mod:`modelbus_audit.archive`).
+
 A purge empties the text columns (``payload``, ``body_excerpt``, ``dlq_error``) of rows whose
 ``event_time`` is before the cutoff and sets ``purged_at``. It never deletes rows and never
 touches the hash columns or the metadata (who, which model, policy version, cost, outcome):
@@ -21,6 +24,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from modelbus_audit.periodic import every
 from modelbus_audit.tables import audit_events as ev
 
 log = logging.getLogger(__name__)
@@ -66,16 +70,11 @@ async def run_retention(
 ) -> None:
     """Purge text and blobs older than ``days`` every ``interval_s`` until ``stop`` is set.
     A store outage skips one round (logged); the next round catches up."""
-    while not stop.is_set():
-        try:
-            purged, deleted = await purge(store, blobs,
-                                          datetime.now(UTC) - timedelta(days=days))
-            if purged or deleted:
-                log.info("retention purged the text of %d audit rows and deleted %d "
-                         "claim-checked blobs", purged, deleted)
-        except Exception as exc:  # noqa: BLE001 - a failed round must not stop the service
-            log.warning("retention purge failed, retrying next round: %s", exc)
-        try:
-            await asyncio.wait_for(stop.wait(), interval_s)
-        except TimeoutError:
-            pass
+
+    async def round_() -> None:
+        purged, deleted = await purge(store, blobs, datetime.now(UTC) - timedelta(days=days))
+        if purged or deleted:
+            log.info("retention purged the text of %d audit rows and deleted %d "
+                     "claim-checked blobs", purged, deleted)
+
+    await every(interval_s, stop, round_, "retention purge")

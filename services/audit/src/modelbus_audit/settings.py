@@ -8,13 +8,18 @@ the hashed API keys with roles (:mod:`modelbus_audit.auth`); ``MODELBUS_AUDIT_RE
 ``MODELBUS_AUDIT_GROUP_ID`` names the consumer group (one group audits each message once);
 ``MODELBUS_AUDIT_FETCH_MAX_WAIT_MS`` is its consumer's long poll;
 ``MODELBUS_AUDIT_CHECKPOINT_INTERVAL_S`` how often the written chain heads are signed.
+``MODELBUS_AUDIT_ARCHIVE_*`` name the customer's bucket (:mod:`modelbus_audit.archive_target`;
+the credentials are secrets, never shown) and ``MODELBUS_AUDIT_ARCHIVE_AFTER_DAYS`` (0 = never)
+when a closed day is archived and then dropped from the live store
+(:mod:`modelbus_audit.archive`); ``MODELBUS_AUDIT_MAINTENANCE_INTERVAL_S`` how often the
+partitions ahead are created and closed days archived.
 """
 
 from __future__ import annotations
 
 from modelbus_runtime.pii import KINDS
 from modelbus_runtime.settings import RuntimeSettings
-from pydantic import Field
+from pydantic import Field, SecretStr
 
 from modelbus_audit.auth import ApiKeys
 from modelbus_audit.privacy import PrivacyPolicy, TextMode
@@ -38,6 +43,14 @@ class AuditSettings(RuntimeSettings):
     audit_retention_days: float = Field(default=0.0, ge=0)
     audit_retention_interval_s: float = Field(default=3600.0, gt=0)
     audit_checkpoint_interval_s: float = Field(default=300.0, gt=0)
+    audit_archive_bucket: str = ""
+    audit_archive_prefix: str = "modelbus-audit"
+    audit_archive_endpoint_url: str = ""
+    audit_archive_region: str = "us-east-1"
+    audit_archive_access_key_id: str = Field(default="", repr=False)
+    audit_archive_secret_access_key: SecretStr = Field(default=SecretStr(""), repr=False)
+    audit_archive_after_days: int = Field(default=0, ge=0)
+    audit_maintenance_interval_s: float = Field(default=3600.0, gt=0)
 
     def privacy_policy(self) -> PrivacyPolicy:
         kinds = tuple(k.strip() for k in self.audit_redact_kinds.split(",") if k.strip())

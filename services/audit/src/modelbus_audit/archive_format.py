@@ -1,0 +1,50 @@
+"""The archive's row format: every column of ``audit_events`` as an Arrow/Parquet column.
+
+An archived file keeps every stored column, the hash-chain columns included, so a day taken
+out of the live store is still the evidence it was. Integers are int64, ``cost_usd`` float64,
+times ``timestamp[us, UTC]`` (SQLite's naive values are UTC), ``payload`` and ``headers`` JSON
+text with sorted keys, everything else strings. The same format carries live rows into DuckDB
+(:mod:`modelbus_audit.query`), so archived and live rows union by name.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import pyarrow as pa
+from sqlalchemy import JSON, BigInteger, DateTime, Float, Integer
+
+from modelbus_audit.stored import as_utc
+from modelbus_audit.tables import audit_events
+
+
+def _arrow_type(column) -> pa.DataType:
+    kind = column.type
+    if isinstance(kind, BigInteger | Integer):
+        return pa.int64()
+    if isinstance(kind, Float):
+        return pa.float64()
+    if isinstance(kind, DateTime):
+        return pa.timestamp("us", tz="UTC")
+    return pa.string()
+
+
+SCHEMA = pa.schema([pa.field(c.name, _arrow_type(c)) for c in audit_events.columns])
+_TIMES = tuple(c.name for c in audit_events.columns if isinstance(c.type, DateTime))
+_JSONS = tuple(c.name for c in audit_events.columns if isinstance(c.type, JSON))
+
+
+def batch(rows: Iterable[Mapping[str, Any]]) -> pa.RecordBatch:
+    """Stored rows (mappings of column → value) as one record batch of :data:`SCHEMA`."""
+    rows = list(rows)
+    columns: dict[str, list[Any]] = {}
+    for name in SCHEMA.names:
+        values = [row[name] for row in rows]
+        if name in _TIMES:
+            values = [as_utc(v) for v in values]
+        elif name in _JSONS:
+            values = [None if v is None else json.dumps(v, sort_keys=True) for v in values]
+        columns[name] = values
+    return pa.RecordBatch.from_pydict(columns, schema=SCHEMA)
