@@ -7,6 +7,11 @@ Workers call the simulator unless ``real`` names the provider (:mod:`modelbus_cl
 with ``gateway_key`` set the OpenAI-compatible gateway runs too, accepting that key.
 Every child is started through the running interpreter (``sys.executable``), so the stack
 starts from a virtual environment's ``bin/`` without it being activated or on ``PATH``.
+
+A service can run as several replicas: :meth:`Stack.add_replica` starts one more process
+with the same settings (named ``<service>.<n>``; it joins the same consumer groups) and
+:meth:`Stack.remove_replica` stops or kills one; :meth:`Stack.add_replicas` starts several
+at once and keeps how long each took to be ready.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -93,6 +99,7 @@ class Stack:
     gateway_port: int = 0  # 0: any free port
     retention_s: float = 0  # > 0: the bounded broker (S3 storage, records kept this long)
     sweeper: object | None = None  # its RetentionSweeper
+    ready_s: dict[str, float] = field(default_factory=dict)  # added replica: start to ready
 
     def __post_init__(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -213,16 +220,56 @@ class Stack:
     def restart(self, name: str, *, kill: bool = True, wait: bool = True, before_stop=None):
         """SIGKILL (or SIGTERM) a service and start it again with the same settings;
         ``before_stop()`` runs just before the signal (to look at the stack as it goes)."""
-        old = self.child(name)
-        if before_stop is not None:
-            before_stop()
-        old.kill() if kill else old.stop()
-        self.group.children.remove(old)
+        self.remove_replica(name, kill=kill, before_stop=before_stop)
         module, extra = self.specs[name]
         child = self.start_service(name, module, extra)
         if wait:
             self.wait_ready(names=[name])
         return child
+
+    def replicas(self, name: str) -> list[str]:
+        """The running processes of service ``name``: itself and its added replicas."""
+        return [n for n in self.health if n == name or n.startswith(f"{name}.")]
+
+    def add_replica(self, name: str) -> str:
+        """Start one more process of service ``name`` and wait until it is ready; returns
+        the replica's name (see :meth:`add_replicas`)."""
+        return self.add_replicas(name)[0]
+
+    def add_replicas(self, *names: str, timeout: float = 180.0) -> list[str]:
+        """Start one more process of each service in ``names``, all at once, with that
+        service's settings (so it joins the same consumer groups), and wait until every one
+        is ready. The seconds each took from start to ready are kept in ``ready_s``."""
+        logs = self.group.workdir / "logs"  # a name is never reused: each keeps its own log
+        pending: dict[str, float] = {}
+        for name in names:
+            module, extra = self.specs[name]
+            replica = next(f"{name}.{n}" for n in range(2, 1000)
+                           if not (logs / f"{name}.{n}.log").exists() and
+                           f"{name}.{n}" not in pending)
+            self.start_service(replica, module, extra)
+            pending[replica] = time.monotonic()
+        started = list(pending)
+        deadline = time.monotonic() + timeout
+        while pending:
+            for replica, since in list(pending.items()):
+                if http_ok(self.health[replica] + "/readyz"):
+                    self.ready_s[replica] = time.monotonic() - since
+                    del pending[replica]
+                elif self.child(replica).proc.poll() is not None or time.monotonic() > deadline:
+                    self.wait_ready(timeout=0.1, names=[replica])  # raises, with its log
+            time.sleep(0.05)
+        return started
+
+    def remove_replica(self, replica: str, *, kill: bool = False, before_stop=None) -> None:
+        """SIGTERM (drain, commit, leave the group) or SIGKILL one process of a service;
+        ``before_stop()`` runs just before the signal."""
+        old = self.child(replica)
+        if before_stop is not None:
+            before_stop()
+        old.kill() if kill else old.stop()
+        self.group.children.remove(old)
+        self.health.pop(replica, None)  # its settings stay in specs, for add_replica
 
     def wait_ready(self, timeout: float = 60.0, names: list[str] | None = None) -> None:
         for name, url in self.health.items():
