@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import pytest
 from modelbus_router.policy import parse_policy
 from modelbus_router.reachable import Reach
 from modelbus_router.replay import Recorded, decide
@@ -76,3 +77,15 @@ def test_the_sample_is_even_repeatable_and_skips_purged_text():
 
     assert sample("a") == sample("a") and len(sample("a")) == 3
     assert not {"r0", "r10", "r20"} & set(sample("a"))
+
+
+async def test_execute_without_a_budget_is_refused_before_anything_runs(tmp_path):
+    from modelbus_cli.commands_replay import run_replay
+
+    from tests.replay.test_replay_policy import replay_args
+
+    path = tmp_path / "candidate.yaml"
+    path.write_text("routes:\n  summarize: {provider: openai, model: gpt-4o}\n")
+    with pytest.raises(SystemExit, match="give the run a budget with --budget-usd"):
+        await run_replay(replay_args("--policy", str(path), "--execute", "5",
+                                     "--database-url", "sqlite+aiosqlite:///nowhere.db"))

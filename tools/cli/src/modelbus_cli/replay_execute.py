@@ -53,6 +53,7 @@ async def execute(args: argparse.Namespace, policy, audit, sampled) -> dict:
     """Execute the sampled requests; the counterfactual section of the report."""
     from modelbus_router.replay.counterfactual import Counterfactual, Run
     from modelbus_router.replay.execute import Executor
+    from modelbus_runtime.errors import TransientInfraError
     from modelbus_runtime.redis import build_redis
     from modelbus_runtime.settings import RuntimeSettings
 
@@ -73,6 +74,8 @@ async def execute(args: argparse.Namespace, policy, audit, sampled) -> dict:
                                                         flush=True))
         await executor.execute(picks, originals, out)
         print(file=sys.stderr)
+    except TransientInfraError as exc:  # Redis unreachable: no budget, so nothing more is sent
+        raise SystemExit(f"replay --execute: stopped: {exc}") from None
     finally:
         await redis.aclose()
     return out.as_json()

@@ -11,9 +11,16 @@ newly reach.
 - :mod:`~modelbus_router.replay.compare` — then versus now for one request, cost estimate;
 - :mod:`~modelbus_router.replay.report` / :mod:`~modelbus_router.replay.html` — totals,
   table, JSON, and a self-contained HTML page;
-- :mod:`~modelbus_router.replay.run` — the streaming loop.
+- :mod:`~modelbus_router.replay.limits` — the candidate's budgets and quotas, simulated in
+  memory over the recorded times;
+- :mod:`~modelbus_router.replay.run` — the streaming loop;
+- :mod:`~modelbus_router.replay.counterfactual` / :mod:`~modelbus_router.replay.execute` —
+  counterfactual execution of a sample (``modelbus replay --execute``): which requests, the
+  tasks and judge task to send, the report's rows; then sending them through the workers
+  under the run's own budget and reply topic.
 
-Knows nothing of Kafka except the topic source, which reads the log with a plain consumer.
+Knows nothing of Kafka except the topic source, which reads the log with a plain consumer,
+and the executor, which publishes the run's tasks and reads its reply topic.
 """
 
 from modelbus_router.replay.decide import PARKED, REFUSED, SERVED, DryDecision, decide

@@ -203,6 +203,7 @@ class Counterfactual:
     sampled: int = 0
     purged_not_executable: int = 0
     rows: list[Executed] = field(default_factory=list)
+    rejected_records: int = 0  # on the reply topic without a valid aggregator/router signature
 
     def count(self, status: str) -> int:
         return sum(r.status == status for r in self.rows)
@@ -225,5 +226,6 @@ class Counterfactual:
             "answered": self.count("ok"), "errors": self.count("error"),
             "timeouts": self.count("timeout"), "stopped_by_budget": self.count("budget"),
             "spent_usd": self.spent_usd, "verdicts": verdicts,
+            "rejected_records": self.rejected_records,
             "rows": [asdict(r) for r in self.rows],
         }

@@ -98,6 +98,7 @@ class Executor:
                 self.progress(f"executed {done}/{len(rows)} requests, "
                               f"{out.count('ok')} answered, {out.spent_usd:.6f} USD spent")
         finally:
+            out.rejected_records = self.rejected
             await self.producer.stop()
             await consumer.stop()
         return out
