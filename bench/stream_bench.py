@@ -112,8 +112,9 @@ class KafkaStreams(Pipeline):
 
     async def start(self) -> None:
         await super().start()  # the responses' partitions, from their end
+        # the consumer's metadata now covers its assignment only: ask the producer's
         tps = self.consumer.assignment() | {
-            TopicPartition(STREAM, p) for p in self.consumer.partitions_for_topic(STREAM) or ()}
+            TopicPartition(STREAM, p) for p in await self.producer.partitions_for(STREAM)}
         self.consumer.assign(list(tps))  # nothing is produced yet: "latest" is the end
         for tp in tps:
             await self.consumer.position(tp)
@@ -175,7 +176,7 @@ async def measured(target, args, concurrency: int, stack: Stack, meter: CpuMeter
     records = await end_offsets_total(stack.bootstrap) - records0
     n = max(1, len(out.latencies_ms))
     row = {"n": len(out.latencies_ms), "errors": out.errors,
-           "first_error": out.first_error or None, "streams_per_s": round(n / out.seconds, 1),
+           "first_error": out.first_error or None, "streams_per_s": round(len(out.latencies_ms) / out.seconds, 1),
            "ttft_ms_p50": pct(out.latencies_ms, 0.5), "ttft_ms_p99": pct(out.latencies_ms, 0.99),
            "stream_ms_p50": pct(target.totals, 0.5), "stream_ms_p99": pct(target.totals, 0.99)}
     if target.name != "direct":
@@ -206,22 +207,31 @@ async def level(stack: Stack, key: str, meter: CpuMeter, args, concurrency: int)
             await target.stop()
     for name in ("gateway", "kafka"):
         for q in ("p50", "p99"):
-            out[name][f"added_ttft_ms_{q}"] = round(
-                out[name][f"ttft_ms_{q}"] - out["direct"][f"ttft_ms_{q}"], 1)
+            out[name][f"added_ttft_ms_{q}"] = minus(out[name][f"ttft_ms_{q}"],
+                                                    out["direct"][f"ttft_ms_{q}"])
     return out
+
+
+def minus(a: float | None, b: float | None) -> float | None:
+    """``a - b``; ``None`` when a path had no successful stream to take a percentile of."""
+    return None if a is None or b is None else round(a - b, 1)
+
+
+def ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}"
 
 
 def print_row(concurrency: int, path: str, r: dict, direct: dict) -> None:
     added = "" if path == "direct" else (
-        f" (added p50 {r['ttft_ms_p50'] - direct['ttft_ms_p50']:.1f},"
-        f" p99 {r['ttft_ms_p99'] - direct['ttft_ms_p99']:.1f})")
+        f" (added p50 {ms(minus(r['ttft_ms_p50'], direct['ttft_ms_p50']))},"
+        f" p99 {ms(minus(r['ttft_ms_p99'], direct['ttft_ms_p99']))})")
     extra = "" if path == "direct" else (
         f"; {r['broker_records_per_stream']} broker records/stream"
-        + (f" ({r['stream_events_per_request_p50']:.0f} stream events)"
+        + (f" ({r['stream_events_per_request_p50']} stream events)"
            if "stream_events_per_request_p50" in r else "")
         + f"; {r['cpu_ms_per_stream']} CPU-ms/stream")
-    print(f"  {concurrency:>3} streams {path:<8} TTFT p50 {r['ttft_ms_p50']:.1f} "
-          f"p99 {r['ttft_ms_p99']:.1f} ms{added}; stream p50 {r['stream_ms_p50']:.0f} ms; "
+    print(f"  {concurrency:>3} streams {path:<8} TTFT p50 {ms(r['ttft_ms_p50'])} "
+          f"p99 {ms(r['ttft_ms_p99'])} ms{added}; stream p50 {ms(r['stream_ms_p50'])} ms; "
           f"{r['n']} ok ({r['streams_per_s']}/s), {r['errors']} errors"
           f"{' (' + r['first_error'] + ')' if r['first_error'] else ''}{extra}", flush=True)
 
@@ -272,7 +282,8 @@ def plot(result: dict, out: Path) -> None:
     for i, (name, q) in enumerate([("gateway", "p50"), ("gateway", "p99"),
                                    ("kafka", "p50"), ("kafka", "p99")]):
         ax1.bar([x + i * 0.2 - 0.3 for x in xs],
-                [lv[name][f"added_ttft_ms_{q}"] for lv in levels], 0.2, label=f"{name} {q}")
+                [lv[name][f"added_ttft_ms_{q}"] or 0 for lv in levels], 0.2,
+                label=f"{name} {q}")
     ax1.set_xticks(list(xs), labels)
     ax1.set_ylabel("TTFT added over the direct call (ms)")
     ax1.set_title("time to first token, added by modelbus")
@@ -316,7 +327,7 @@ def main() -> None:
         for path in ("gateway", "kafka"):
             r = lv[path]
             print(f"{lv['concurrency']:>3} streams, {path:<7}: added p50 "
-                  f"{r['added_ttft_ms_p50']:.1f} ms, p99 {r['added_ttft_ms_p99']:.1f} ms; "
+                  f"{ms(r['added_ttft_ms_p50'])} ms, p99 {ms(r['added_ttft_ms_p99'])} ms; "
                   f"{r['broker_records_per_stream']} broker records and "
                   f"{r['cpu_ms_per_stream']} CPU-ms per stream; {r['errors']} errors")
     print(f"results: {RESULTS / 'stream.json'}, plot: {RESULTS / 'stream.png'}")
