@@ -6,9 +6,9 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime, timedelta
 
-from modelbus_adapter_worker.adapters import Completion
+from modelbus_adapter_worker.adapters import Completion, StreamDelta
 from modelbus_adapter_worker.adapters.openai_chat import OpenAIChatAdapter
-from modelbus_adapter_worker.errors import ProviderError, from_status
+from modelbus_adapter_worker.errors import ProviderError, from_status, truncated
 from modelbus_adapter_worker.executor import Executor
 from modelbus_runtime.circuit import LocalBreaker
 from modelbus_schemas import ModelRef, RetrySpec, RoutingDecision, Target, TaskEvent
@@ -179,3 +179,49 @@ async def test_worker_executor_feeds_model_stats_after_success():
     executor, _ = _executor(OK, stats=stats)
     await executor.run(_task())
     assert stats.seen == [("openai", "gpt-4o-mini", 20)]
+
+
+class StreamingTransport:
+    """Each call hands the sink one delta, then fails as scripted (or completes)."""
+
+    def __init__(self, *steps) -> None:
+        self.steps, self.calls, self.streamed = list(steps), 0, []
+
+    async def call(self, adapter, request, timeout_s, sink=None):
+        step = self.steps[min(self.calls, len(self.steps) - 1)]
+        self.calls += 1
+        self.streamed.append(request.stream)
+        if step == "fail_first":
+            raise from_status(503, "busy")
+        if sink is not None:
+            await sink(StreamDelta("Hel"))
+        if isinstance(step, Exception):
+            raise step
+        return step
+
+
+async def test_worker_executor_streams_a_stream_task_and_stops_at_a_failure_after_a_delta():
+    transport = StreamingTransport(truncated("no [DONE]"), OK)
+    executor = Executor(OpenAIChatAdapter("k"), transport, stream=False,
+                        default_retry=RetrySpec(max_attempts=3, base_delay_ms=1))
+    got = []
+
+    async def sink(delta):
+        got.append(delta.text)
+
+    run = await executor.run(_task(stream=True), sink)
+    assert run.stop == "stream_interrupted" and transport.calls == 1
+    assert run.error.code == "stream_interrupted" and "no [DONE]" in str(run.error)
+    assert got == ["Hel"] and transport.streamed == [True]  # streamed though stream=False
+
+
+async def test_worker_executor_retries_a_stream_that_failed_before_any_delta():
+    transport = StreamingTransport("fail_first", OK)
+    executor = Executor(OpenAIChatAdapter("k"), transport,
+                        default_retry=RetrySpec(max_attempts=3, base_delay_ms=1))
+
+    async def sink(delta):
+        pass
+
+    run = await executor.run(_task(stream=True), sink)
+    assert run.stop == "ok" and transport.calls == 2

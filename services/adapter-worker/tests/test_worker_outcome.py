@@ -112,3 +112,13 @@ def test_worker_forward_id_is_deterministic_under_cascade_steps():
     task = _task(plan=ExecutionPlan(mode="cascade", step=2), fallbacks=BACKUPS)
     assert task.event_id == f"{SCOPE}:task:2:2" and hop_of(task) == 0
     assert next_task(task, _failed()).event_id == f"{SCOPE}:task:2:2:1"
+
+
+def test_worker_streamed_task_keeps_stream_on_fallback_and_never_falls_back_mid_stream():
+    task = _task(fallbacks=BACKUPS, stream=True, fallback_on=[503])
+    assert next_task(task, _failed()).stream is True
+    broken = ProviderError("stream broke", retryable=False, code="stream_interrupted",
+                           status_code=503)
+    run = _failed("stream_interrupted", broken)
+    assert not should_forward(task, run)
+    assert result_of(task, run).error.code == "stream_interrupted"
