@@ -30,6 +30,8 @@ services write (:func:`modelbus_schemas.topics.writer_roles`), a record without 
 signature from an allowed role goes to the DLQ with reason ``unauthenticated`` and changes
 no state (:mod:`modelbus_runtime.authn`).
 
+Fetches are paced and their waits adapt to idleness (:mod:`modelbus_runtime.fetchwait`).
+
 Batch mode (``batch_handler``) hands everything one fetch returned, across all its
 partitions, to one call, for sinks that write in bulk (audit); it is committed after the
 call returns.
@@ -52,6 +54,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 from modelbus_runtime.authn import authenticate
 from modelbus_runtime.dlq import DeadLetterPublisher
 from modelbus_runtime.errors import PoisonMessage, TransientInfraError
+from modelbus_runtime.fetchwait import FetchPacer
 from modelbus_runtime.inbound import Inbound
 from modelbus_runtime.inflight import CANCEL_GRACE_S, InFlight, finish_or_cancel, wait_previous
 from modelbus_runtime.kafka import build_consumer
@@ -131,8 +134,10 @@ class EventConsumer:
         self._stopping = asyncio.Event()
         self._loop_task: asyncio.Task | None = None
         self._last_commit = 0.0
-        self._min_fetch_interval_s = min_fetch_interval_ms / 1000
-        self._last_fetch = 0.0
+        self._pacer = FetchPacer(
+            self._consumer, busy_wait_ms=fetch_max_wait_ms or settings.fetch_max_wait_ms,
+            idle_wait_ms=settings.idle_fetch_max_wait_ms, idle_after_s=settings.idle_after_s,
+            min_interval_ms=min_fetch_interval_ms)
         self._last_lag_report = 0.0
         self._gauge = IN_FLIGHT.labels(group=group_id)
         self._ring = settings.signing_ring() if authenticate else None
@@ -166,6 +171,8 @@ class EventConsumer:
         self._work_deadline = deadline - min(CLOSE_RESERVE_S, bound / 4)
         self._stopping.set()
         if self._loop_task:
+            if self._pacer.idle:  # it only waits for records: not worth waiting for
+                self._loop_task.cancel()
             await finish_or_cancel({self._loop_task}, self._work_deadline, "the fetch loop")
         await finish_or_cancel(self._work.of(), self._work_deadline, "messages in flight")
         await self._bounded(self._commit(force=True), deadline, "the last commit")
@@ -186,15 +193,16 @@ class EventConsumer:
 
     async def _run(self) -> None:
         while not self._stopping.is_set():
-            await self._pace_fetches()
+            poll_ms = await self._pacer.before_fetch()
             try:
                 batches = await self._consumer.getmany(
-                    timeout_ms=100, max_records=self.settings.max_poll_records
+                    timeout_ms=poll_ms, max_records=self.settings.max_poll_records
                 )
             except KafkaError as exc:
                 log.warning("fetch failed: %r", exc)
                 await asyncio.sleep(0.5)
                 continue
+            self._pacer.after_fetch(bool(batches), len(self._work))
             epoch = self._epoch
             if self.batch_handler is not None and batches and not self._stopping.is_set():
                 batch = asyncio.create_task(self._handle_batch(
@@ -212,16 +220,6 @@ class EventConsumer:
                     await self._spawn(tp, Inbound.from_record(record), epoch)
             await self._commit()
             self._report_lag()
-
-    async def _pace_fetches(self) -> None:
-        """With ``min_fetch_interval_ms``, fetch at most that often: a sink off the request
-        path then gets everything since its last fetch in one batch, instead of one fetch
-        (and one store transaction) per record or two as they trickle in."""
-        if self._min_fetch_interval_s:
-            wait = self._last_fetch + self._min_fetch_interval_s - time.monotonic()
-            if wait > 0:
-                await asyncio.sleep(wait)
-            self._last_fetch = time.monotonic()
 
     def _report_lag(self) -> None:
         """Lag per assigned partition, from what the last fetch told us (no extra I/O)."""

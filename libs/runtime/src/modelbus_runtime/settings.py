@@ -44,6 +44,13 @@ class RuntimeSettings(BaseSettings):
     # 0.83, 0.69, 0.55 and 0.33 CPU-s/s (bench/fetch_wait_bench.py). Apache Kafka answers a
     # waiting fetch as soon as data arrives.
     fetch_max_wait_ms: int = 25
+    # With no records and no work in flight for idle_after_s, a consumer's fetch wait becomes
+    # idle_fetch_max_wait_ms (modelbus_runtime.fetchwait): at rest a stack then costs the
+    # broker a few fetches a second per consumer instead of 40; the first record after the
+    # quiet spell waits up to one idle fetch per idle hop (see docs/performance.md).
+    # idle_after_s = 0 never idles.
+    idle_fetch_max_wait_ms: int = Field(default=250, gt=0)
+    idle_after_s: float = Field(default=2.0, ge=0)
     max_poll_records: int = 500
     max_in_flight: int = 256
     commit_interval_ms: int = 50
