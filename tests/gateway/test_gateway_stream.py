@@ -282,3 +282,18 @@ async def test_the_example_consumer_follows_one_request_in_order_to_its_response
     assert [(e["seq"], e["kind"], e["text"]) for e in seen] == [
         (0, "delta", "one "), (1, "end", "two")]
     assert response["output"] == "one two" == "".join(e["text"] for e in seen)
+
+
+async def test_a_stream_that_fails_before_any_output_is_an_http_error(gateway):
+    marker = uuid.uuid4().hex[:8]
+    failed = ErrorInfo(code=ErrorCode.STREAM_INTERRUPTED, message="broke before any text")
+    async with Bus(gateway.bootstrap) as bus:
+        call = _create(gateway, marker)
+        request = await bus.request(marker)
+        await bus.stream(request, 0, kind="error", error=failed)
+        await asyncio.sleep(0.5)
+        assert not call.done(), "nothing to show yet: the response decides"
+        await bus.respond(request, None, status="error", error=failed)
+        with pytest.raises(openai.InternalServerError) as raised:
+            await asyncio.wait_for(call, 30)
+    assert raised.value.status_code == 502 and raised.value.code == "stream_interrupted"

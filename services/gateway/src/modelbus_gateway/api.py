@@ -212,6 +212,9 @@ class Api:
             raise overloaded(str(exc)) from None
         answer = asyncio.ensure_future(self._answer(event, request, record))
         answer.add_done_callback(_retrieved)
+        # the answer ends at the latency budget at the latest: the call leaves the hub then
+        # even if its body never ran (a caller gone before the first byte)
+        answer.add_done_callback(lambda _: self.streams.close(scope))
         streaming = False
         try:
             first = await events.next(answer)
