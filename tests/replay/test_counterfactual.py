@@ -19,11 +19,14 @@ import uuid
 from datetime import UTC, datetime
 
 import pytest
+from modelbus_audit.db import create_engine
+from modelbus_audit.tables import audit_events as ev
 from modelbus_cli.commands_replay import run_replay
 from modelbus_runtime.budgets import BudgetLimit, Budgets
 from modelbus_runtime.redis import build_redis
 from modelbus_runtime.settings import RuntimeSettings
 from modelbus_testing.simulator import simulate
+from sqlalchemy import select
 
 from tests.replay.test_replay_policy import (
     V1,
@@ -61,6 +64,22 @@ async def settled(redis, limit: BudgetLimit, spent: float) -> float:
             return value
         await asyncio.sleep(0.5)
     return value
+
+
+async def audited_tasks(url: str, request_ids: set[str]) -> set[tuple[str, str]]:
+    """(tenant, team) of the audited task rows of ``request_ids``, once each has one."""
+    engine = create_engine(url)
+    try:
+        for _ in range(60):
+            async with engine.connect() as conn:
+                rows = (await conn.execute(select(ev.c.request_id, ev.c.tenant, ev.c.team).where(
+                    ev.c.kind == "task", ev.c.request_id.in_(sorted(request_ids))))).all()
+            if {r.request_id for r in rows} == request_ids:
+                return {(r.tenant, r.team) for r in rows}
+            await asyncio.sleep(0.5)
+        raise AssertionError(f"audit has tasks of {sorted({r.request_id for r in rows})} only")
+    finally:
+        await engine.dispose()
 
 
 @pytest.mark.parametrize("replay_stack", [ACTIVE], indirect=True)
@@ -128,6 +147,7 @@ async def test_execute_calls_the_candidate_beside_the_originals(replay_stack, tm
     assert await settled(redis, scope, cf["spent_usd"]) == pytest.approx(cf["spent_usd"],
                                                                          abs=1e-5)
     assert await committed(redis, tenant_budget) == tenant_spend  # nothing on the tenant
+    assert await audited_tasks(database, replay_ids) == {(tenant, "replay")}  # lineage
     page = (tmp_path / "report.html").read_text()
     assert "Counterfactual execution" in page and "[gpt-4o-mini]" in page
 
