@@ -313,12 +313,14 @@ def main() -> None:
     args.seconds = args.seconds or (4.0 if args.quick else 20.0)
     result = {"tokens": args.tokens, "ttft_ms": args.ttft_ms,
               "chunk_delay_ms": args.chunk_delay_ms, "seconds": args.seconds,
-              "quick": args.quick, "audit": args.audit, "levels": []}
+              "quick": args.quick, "audit": args.audit, "levels": [],
+              "load_average_before": os.getloadavg()}
     print(f"provider: TTFT {args.ttft_ms:.0f} ms, then {args.tokens} words "
           f"{args.chunk_delay_ms:.0f} ms apart; {args.seconds:.0f} s per path and level",
           flush=True)
     for concurrency in (int(c) for c in args.levels.split(",")):
         result["levels"].append(run_level(args, concurrency))
+    result["load_average_after"] = os.getloadavg()
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "stream.json").write_text(json.dumps(result, indent=2))
     plot(result, RESULTS / "stream.png")
