@@ -25,10 +25,10 @@ mark reads as "no stream started" and an unsaved one is skipped likewise.
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import dataclass
 
 import orjson
+from modelbus_runtime.logging import OutageWarning
 from redis.exceptions import RedisError
 
 log = logging.getLogger(__name__)
@@ -62,13 +62,7 @@ class OutputStore:
         self.ttl_s = ttl_s
         self.prefix = prefix
         self.stream_prefix = stream_prefix
-        self._last_warning = 0.0
-
-    def _warn(self, what: str, exc: Exception) -> None:
-        now = time.monotonic()
-        if now - self._last_warning >= 5.0:  # one line per outage burst, not per task
-            self._last_warning = now
-            log.warning("idempotency store unavailable (%s); %s", exc.__class__.__name__, what)
+        self._outage = OutageWarning(log, "idempotency store")
 
     def _key(self, task_id: str) -> str:
         return f"{self.prefix}:{task_id}"
@@ -78,7 +72,7 @@ class OutputStore:
             key = self._key(task_id)
             raw = await self.redis.get(key)
         except (RedisError, OSError) as exc:
-            self._warn("handling tasks as new", exc)
+            self._outage.warn("handling tasks as new", exc)
             return None
         return Output.loads(raw) if raw else None
 
@@ -87,17 +81,17 @@ class OutputStore:
             key, value = self._key(task_id), output.dumps()
             await self.redis.set(key, value, ex=self.ttl_s)
         except (RedisError, OSError) as exc:
-            self._warn("outputs not kept", exc)
+            self._outage.warn("outputs not kept", exc)
 
     async def mark_stream_started(self, task_id: str) -> None:
         try:
             await self.redis.set(f"{self.stream_prefix}:{task_id}", b"1", ex=self.ttl_s)
         except (RedisError, OSError) as exc:
-            self._warn("stream started marks not kept", exc)
+            self._outage.warn("stream started marks not kept", exc)
 
     async def stream_started(self, task_id: str) -> bool:
         try:
             return bool(await self.redis.exists(f"{self.stream_prefix}:{task_id}"))
         except (RedisError, OSError) as exc:
-            self._warn("redelivered streams handled as new", exc)
+            self._outage.warn("redelivered streams handled as new", exc)
             return False

@@ -13,6 +13,8 @@ from __future__ import annotations
 import logging
 import time
 
+from modelbus_runtime.logging import OutageWarning
+
 log = logging.getLogger(__name__)
 
 
@@ -21,7 +23,7 @@ class SampledStats:
         self.stats = stats
         self.min_interval_s = min_interval_s
         self._last: dict[tuple[str, str], float] = {}
-        self._last_warning = 0.0
+        self._outage = OutageWarning(log, "model stats store")
 
     async def observe(self, provider: str, model: str, latency_ms: float,
                       output_tokens: int) -> None:
@@ -35,9 +37,7 @@ class SampledStats:
         try:
             await self.stats.observe(provider, model, latency_ms, output_tokens)
         except Exception as exc:  # noqa: BLE001 - statistics never fail a call
-            if now - self._last_warning >= 5.0:
-                self._last_warning = now
-                log.warning("model stats not recorded: %s", exc.__class__.__name__)
+            self._outage.warn("not recorded", exc)
 
 
 def load_model_stats(redis, *, min_interval_s: float = 0.05) -> SampledStats | None:
