@@ -31,8 +31,10 @@ JSON_FORMAT = {"type": "json_schema",
 
 @pytest.fixture(scope="module")
 def client(stream_stack) -> openai.OpenAI:
-    return openai.OpenAI(base_url=stream_stack.gateway_url + "/v1",
-                         api_key=stream_stack.api_key, timeout=90, max_retries=0)
+    sdk = openai.OpenAI(base_url=stream_stack.gateway_url + "/v1",
+                        api_key=stream_stack.api_key, timeout=90, max_retries=0)
+    sdk.chat.completions.create(model="chat-openai", messages=ASK)  # the client's first call
+    return sdk
 
 
 class Received:
