@@ -4,7 +4,11 @@ audit consumer's own per-batch code (parse the message → privacy redaction →
 (5 tenants, 20 teams, 6 models; request → task → result → response, 1 result in 20 failed),
 then prints ingestion rate, lineage lookup, time-window search, filtered search, usage report,
 export time and peak memory, and verify time (incremental from the last signed checkpoint,
-made one hour before the end, and full).
+made one hour before the end, and full). Then the archive: on PostgreSQL the time to DELETE one
+day's rows against a DROP of a table holding the same rows and indexes; archiving the older
+half of the days to an in-process S3 server (moto) and dropping them (rows/s, MB written);
+verify of the live store across the dropped days, ``verify --archive``, and a team query
+over archive and live store (DuckDB).
 
     uv run python bench/audit_bench.py [--events 1000000] [--batch 500] [--only sqlite]
 
@@ -18,8 +22,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import os
 import random
+import re
 import statistics
 import tempfile
 import threading
@@ -30,9 +36,12 @@ from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime, timedelta
 
 import psutil
-from modelbus_audit import export
+from modelbus_audit import archive, archive_format, export, partitions
+from modelbus_audit.archive_target import ArchiveTarget
+from modelbus_audit.archive_verify import verify_archive
 from modelbus_audit.privacy import PrivacyPolicy, protect
 from modelbus_audit.queries import Filters, cursor_of
+from modelbus_audit.query import run_query
 from modelbus_audit.record import AuditRecord
 from modelbus_audit.store import AuditStore
 from modelbus_audit.verify_parallel import PARALLEL_MIN_ROWS
@@ -53,6 +62,7 @@ from modelbus_schemas import cloudevents as ce
 from modelbus_schemas.identity import scoped_id
 from modelbus_schemas.topics import REQUESTS, RESPONSES, RESULTS, tasks_topic
 from modelbus_testing.pg import temporary_postgres_database
+from sqlalchemy import text
 
 PARTITIONS = 6
 DAYS = 30
@@ -213,7 +223,8 @@ async def export_run(store: AuditStore, filters: Filters, limit: int | None) -> 
     return f"{rows:9d} rows {seconds:7.1f} s  peak +{memory.mb:6.1f} MB RSS"
 
 
-async def measure(url: str, name: str, events: int, batch: int, policy: PrivacyPolicy) -> None:
+async def measure(url: str, name: str, events: int, batch: int, policy: PrivacyPolicy,
+                  day_rows: int = 100_000) -> None:
     store = await AuditStore.open(url, ring=RING)
     try:
         filled = await fill(store, events, batch, policy)
@@ -251,8 +262,120 @@ async def measure(url: str, name: str, events: int, batch: int, policy: PrivacyP
         processes = workers if report.rows_checked >= PARALLEL_MIN_ROWS else 1
         print(f"  verify full          {time.perf_counter() - began:7.2f} s  "
               f"({report.rows_checked} rows, {processes} process(es), ok={report.ok})")
+        await archive_run(store, day_rows)
     finally:
         await store.close()
+
+
+async def drop_against_delete(store: AuditStore, day_rows: int) -> None:
+    """PostgreSQL: a day of ``day_rows`` rows (the oldest day's rows repeated, with every index
+    of its partition) removed by DELETE, and by DROP TABLE."""
+    async with store.engine.connect() as connection:
+        day = (await connection.run_sync(partitions.days))[0]
+        source = partitions.name_of(day)
+        held = (await connection.execute(text(f"SELECT count(*) FROM {source}"))).scalar_one()
+        indexes = (await connection.execute(text(
+            f"SELECT indexdef FROM pg_indexes WHERE tablename = '{source}'"))).scalars().all()
+    columns, copies = _copies(), max(1, -(-day_rows // max(held, 1)))
+    timings: dict[str, list[float]] = defaultdict(list)
+    for _ in range(3):  # a loaded machine: three rounds, each printed
+        for how, statement in (("DELETE", "DELETE FROM {t}"), ("DROP", "DROP TABLE {t}")):
+            scratch = f"bench_{how.lower()}"
+            async with store.engine.begin() as connection:
+                await connection.execute(text(
+                    f"CREATE TABLE {scratch} (LIKE {source} INCLUDING DEFAULTS)"))
+                rows = await _insert_copies(connection, scratch, columns, source, copies, held)
+                for definition in indexes:
+                    await connection.execute(text(re.sub(
+                        r"INDEX \S+ ON (ONLY )?\S+ ", f"INDEX ON {scratch} ", definition)))
+            began = time.perf_counter()
+            async with store.engine.begin() as connection:
+                await connection.execute(text(statement.format(t=scratch)))
+            timings[how].append((time.perf_counter() - began) * 1000)
+            async with store.engine.begin() as connection:
+                await connection.execute(text(f"DROP TABLE IF EXISTS {scratch}"))
+    shown = {how: " / ".join(f"{ms:.0f}" for ms in values) for how, values in timings.items()}
+    print(f"  remove one day       {rows} rows, {len(indexes)} indexes: DELETE "
+          f"{shown['DELETE']} ms, DROP TABLE {shown['DROP']} ms")
+
+
+async def _insert_copies(connection, table: str, columns: str, source: str, copies: int,
+                         held: int) -> int:
+    """Insert ``copies`` repetitions of ``source``'s rows, about 10,000 rows a statement (the
+    engine's 60 s statement timeout, on a loaded machine); return the rows inserted."""
+    step, rows = max(1, 10_000 // max(held, 1)), 0
+    for first in range(1, copies + 1, step):
+        last = min(first + step - 1, copies)
+        rows += (await connection.execute(text(
+            f"INSERT INTO {table} SELECT {columns} FROM {source}, "
+            f"generate_series({first}, {last}) AS g"))).rowcount
+    return rows
+
+
+def _copies(shift: str = "") -> str:
+    """The select list that repeats a day's rows (``g`` of generate_series) as unique rows of
+    chains of their own (``<chain>#g``), their event time moved by ``shift``."""
+    unique = {"id": "id * 100000 + g", "event_id": "event_id || ':' || g",
+              "chain": "chain || '#' || g", "event_time": f"event_time {shift}"}
+    return ", ".join(unique.get(c, c) for c in archive_format.SCHEMA.names)
+
+
+async def archive_big_day(store: AuditStore, target: ArchiveTarget, day_rows: int) -> None:
+    """PostgreSQL: a day of ``day_rows`` rows before the fill, archived and dropped alone."""
+    async with store.engine.begin() as connection:
+        source_day = (await connection.run_sync(partitions.days))[0]
+        day = source_day - timedelta(days=1)
+        await connection.run_sync(lambda sync: partitions.create(sync, day))
+        source = partitions.name_of(source_day)
+        held = (await connection.execute(text(f"SELECT count(*) FROM {source}"))).scalar_one()
+        copies = max(1, -(-day_rows // max(held, 1)))
+        columns = _copies("- interval '1 day'")
+        await _insert_copies(connection, "audit_events", columns, source, copies, held)
+    began = time.perf_counter()
+    done = await archive.archive_day(store.engine, target, day, RING)
+    seconds = time.perf_counter() - began
+    print(f"  archive a big day    {done.rows} rows, {done.files} files, "
+          f"{done.bytes / 2**20:.1f} MB Parquet in {seconds:.1f} s: "
+          f"{done.rows / seconds:.0f} rows/s, {done.bytes / 2**20 / seconds:.2f} MB/s")
+
+
+async def archive_run(store: AuditStore, day_rows: int) -> None:
+    from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto's request log
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    target = ArchiveTarget("bench-archive", "audit", f"http://{host}:{port}", "us-east-1",
+                           "bench", "bench")
+    target.client.create_bucket(Bucket=target.bucket)
+    try:
+        if store.engine.dialect.name == "postgresql":
+            await partitions.maintain(store.engine)  # the audit service's hourly round
+            await drop_against_delete(store, day_rows)
+            await archive_big_day(store, target, day_rows)
+        began = time.perf_counter()
+        done = await archive.archive_closed(store.engine, target, DAYS // 2, RING)
+        seconds = time.perf_counter() - began
+        rows, size = sum(d.rows for d in done), sum(d.bytes for d in done)
+        print(f"  archive + drop       {len(done)} days, {rows} rows, {size / 2**20:.1f} MB "
+              f"Parquet in {seconds:.1f} s: {rows / seconds:.0f} rows/s, "
+              f"{size / 2**20 / seconds:.2f} MB/s")
+        began = time.perf_counter()
+        report = await store.verify(full=True)
+        print(f"  verify full, after   {time.perf_counter() - began:7.2f} s  "
+              f"({report.rows_checked} live rows, ok={report.ok})")
+        began = time.perf_counter()
+        checked = await verify_archive(store.engine, target, RING)
+        print(f"  verify --archive     {time.perf_counter() - began:7.2f} s  "
+              f"({checked.files} files, ok={checked.ok})")
+        began = time.perf_counter()
+        _, answer = await run_query(store.engine, target, "SELECT count(*), sum(cost_usd) "
+                                    f"FROM events WHERE req_team = '{TEAMS[3]}'")
+        print(f"  query, team, all     {time.perf_counter() - began:7.2f} s  "
+              f"({answer[0][0]} rows of {TEAMS[3]}, archive + live)")
+    finally:
+        server.stop()
 
 
 async def main() -> None:
@@ -261,13 +384,16 @@ async def main() -> None:
     parser.add_argument("--batch", type=int, default=500)
     parser.add_argument("--mode", default="redact", choices=("full", "redact", "hashes"))
     parser.add_argument("--only", choices=("postgresql", "sqlite"), default=None)
+    parser.add_argument("--day-rows", type=int, default=100_000,
+                        help="rows of the day removed by DELETE and by DROP (PostgreSQL)")
     args = parser.parse_args()
     policy = PrivacyPolicy(args.mode)
     print(f"audit store bench: {args.events} events, batches of {args.batch}, "
           f"text mode {args.mode}, {os.cpu_count()} CPUs")
     if args.only != "sqlite":
         with temporary_postgres_database("modelbus_audit_bench") as pg_url:
-            await measure(pg_url, "postgresql", args.events, args.batch, policy)
+            await measure(pg_url, "postgresql", args.events, args.batch, policy,
+                          args.day_rows)
     if args.only != "postgresql":
         with tempfile.TemporaryDirectory() as folder:
             await measure(f"sqlite+aiosqlite:///{folder}/audit.db", "sqlite", args.events,
