@@ -170,3 +170,31 @@ async def test_verify_archive_finds_an_altered_record_and_a_cut_chain(store, fil
         assert left.scalar_one() == 1
     report = await verify_archive(store.engine, target, RING)
     assert [p for p in report.problems if "checkpoint" in p], report.problems
+
+
+async def test_incremental_verify_starts_from_a_checkpoint_whose_row_was_archived(
+        store, new_flow, target):
+    from modelbus_audit.store import AuditStore
+
+    signing = await AuditStore.open(store.url, ring=RING)
+    try:
+        day1 = new_flow(f"c1-{uuid.uuid4().hex[:6]}", T0, team=DAY1_TEAM)
+        await signing.write(day1.records())
+        assert await signing.checkpoint() > 0  # heads at day 1's last rows
+        for flow in (new_flow(f"c2-{uuid.uuid4().hex[:6]}", LIVE),
+                     new_flow(f"c3-{uuid.uuid4().hex[:6]}", LIVE)):
+            await signing.write(flow.records())
+        await archive.archive_closed(signing.engine, target, ARCHIVE_AFTER_DAYS, RING,
+                                     today=TODAY)
+        assert await signing.lineage(day1.request_id) == []  # the checkpointed rows are gone
+
+        report = await signing.verify()
+
+        assert report.ok, report.describe()
+        assert report.from_checkpoints > 0 and report.rows_checked == 12
+        async with signing.engine.begin() as connection:  # a live row altered: still found
+            await connection.execute(text(
+                "UPDATE audit_events SET cost_usd = 9 WHERE kind = 'response'"))
+        assert not (await signing.verify()).ok
+    finally:
+        await signing.close()
