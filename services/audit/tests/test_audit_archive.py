@@ -198,3 +198,20 @@ async def test_incremental_verify_starts_from_a_checkpoint_whose_row_was_archive
         assert not (await signing.verify()).ok
     finally:
         await signing.close()
+
+
+def test_the_archive_credentials_never_show(monkeypatch):
+    from modelbus_audit.settings import AuditSettings
+
+    monkeypatch.setenv("MODELBUS_AUDIT_ARCHIVE_BUCKET", "customer-bucket")
+    monkeypatch.setenv("MODELBUS_AUDIT_ARCHIVE_ACCESS_KEY_ID", "AKIAEXAMPLEKEYID")
+    monkeypatch.setenv("MODELBUS_AUDIT_ARCHIVE_SECRET_ACCESS_KEY", "wJalrXUtnFEMI-secret")
+    settings = AuditSettings()
+    found = ArchiveTarget.from_settings(settings)
+    assert found is not None and found.secret_access_key == "wJalrXUtnFEMI-secret"
+    for shown in (str(found), repr(found), repr(settings), str(settings.model_dump())):
+        assert "wJalrXUtnFEMI-secret" not in shown
+    assert "AKIAEXAMPLEKEYID" not in repr(found) + str(found)
+    assert str(found) == "s3://customer-bucket/modelbus-audit"
+    monkeypatch.delenv("MODELBUS_AUDIT_ARCHIVE_BUCKET")
+    assert ArchiveTarget.from_settings(AuditSettings()) is None
