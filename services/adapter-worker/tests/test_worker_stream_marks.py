@@ -6,6 +6,7 @@ is a stand-in that feeds the sink as a provider stream would."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 
 import orjson
@@ -31,6 +32,7 @@ class StreamingExecutor:
     async def run(self, task, sink=None) -> TargetRun:
         self.calls += 1
         await sink(StreamDelta("Hello"))
+        await asyncio.sleep(0.01)  # the next delta comes over the network
         await sink(StreamDelta(" there"))
         if self.crash:
             raise RuntimeError("worker killed")

@@ -56,7 +56,14 @@ class TaskHandler:
                 return await self._interrupted(task, key)
         stream = TaskStream(task, publish, store=self.store, flush_ms=self.stream_flush_ms,
                             flush_deltas=self.stream_flush_deltas) if streams else None
-        run = await self.executor.run(task, stream.sink if stream else None)
+        try:
+            run = await self.executor.run(task, stream.sink if stream else None)
+        except BaseException:
+            if stream is not None:
+                stream.abandon()
+            raise
+        if stream is not None:
+            await stream.seal()  # no delta leaves after this: the count below is final
         if run.stop == "settled":
             SETTLED_SKIPS.inc()
             log.info("request already settled: no further provider call", extra=log_fields(

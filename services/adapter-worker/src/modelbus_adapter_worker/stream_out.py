@@ -85,7 +85,14 @@ class Coalescer:
 
 class TaskStream:
     """The stream events of one task: :meth:`sink` is the executor's delta sink,
-    :meth:`close` publishes the last event once the result is known."""
+    :meth:`seal` stops publishing deltas (the count is then final but for the last event),
+    :meth:`close` publishes the last event once the result is known.
+
+    The provider's reader never waits for the broker: :meth:`sink` only buffers, and one
+    pump task per stream publishes in order, one event at a time. Deltas that arrive while a
+    publish is in flight join the next event, so a slow broker gets fewer, larger events
+    rather than one per token.
+    """
 
     def __init__(self, task: TaskEvent, publish: Publish, *, store: OutputStore | None = None,
                  flush_ms: float = 50, flush_deltas: int = 16) -> None:
@@ -94,40 +101,42 @@ class TaskStream:
         self.store = store
         self.scope = scope_of(task)
         self.coalescer = Coalescer(flush_ms, flush_deltas)
-        self.seq = 0  # events published so far
-        self.streamed = ""  # text published so far
-        self._lock = asyncio.Lock()
-        self._timer: asyncio.Task | None = None
+        self.seq = 0  # events published (or being published) so far
+        self.streamed = ""  # text of those events
+        self._wake = asyncio.Event()
+        self._pump: asyncio.Task | None = None
+        self._sealed = False
         self._failed: BaseException | None = None
-        self._sending: asyncio.Future | None = None  # the last publish
         self._started = time.perf_counter()
         self._stops = StopHoldBack(task.params.stop)
 
     async def sink(self, delta: StreamDelta) -> None:
         self._raise_failure()
+        if self._sealed:
+            return
         delta = StreamDelta(self._stops.feed(delta.text), delta.tool_calls)
         if not delta:
             return
-        async with self._lock:
-            if self.coalescer.add(delta):
-                await self._flush()
-            elif self._timer is None:
-                self._timer = asyncio.create_task(self._flush_later())
+        self.coalescer.add(delta)
+        if self._pump is None:
+            self._pump = asyncio.create_task(self._run_pump(), name=f"stream:{self.scope}")
+        self._wake.set()
 
-    async def _flush_later(self) -> None:
+    async def _run_pump(self) -> None:
         try:
-            while True:
+            while not self._sealed:
                 wait = self.coalescer.wait_s()
-                if wait is None:
-                    return
-                await asyncio.sleep(wait)
-                async with self._lock:
-                    if self.coalescer.wait_s() == 0:
-                        await self._flush()
-        except Exception as exc:  # noqa: BLE001 - surfaced by the next sink() or close()
+                if wait == 0:
+                    await self._flush()
+                    continue
+                self._wake.clear()
+                try:
+                    async with asyncio.timeout(wait):  # None: until a delta or the seal
+                        await self._wake.wait()
+                except TimeoutError:
+                    pass
+        except Exception as exc:  # noqa: BLE001 - surfaced by the next sink(), seal()
             self._failed = exc
-        finally:
-            self._timer = None
 
     def _raise_failure(self) -> None:
         if self._failed is not None:
@@ -151,35 +160,44 @@ class TaskStream:
             seq=self.seq, kind=kind, provider=task.provider, model=task.model, text=text,
             tool_calls=delta.tool_calls if delta else [], created_at=datetime.now(UTC),
             **fields)
-        # The number is taken before the publish, and the publish is shielded: a reader
-        # cancelled meanwhile (the attempt's timeout) neither cuts this event short nor
-        # makes the next one reuse its id.
         self.seq += 1
         self.streamed += text
-        self._sending = asyncio.ensure_future(self.publish(Output(
-            STREAM, self.scope, event.event_id, StreamEvent.CE_TYPE, encode(event))))
-        await asyncio.shield(self._sending)
+        await self.publish(Output(STREAM, self.scope, event.event_id, StreamEvent.CE_TYPE,
+                                  encode(event)))
+
+    async def seal(self) -> int:
+        """Stop publishing deltas (the one in flight completes; what is still buffered
+        goes into the last event); returns the events of the whole stream, the last one
+        included. Idempotent."""
+        self._sealed = True
+        self._wake.set()
+        if self._pump is not None:
+            await self._pump
+        self._raise_failure()
+        return self.seq + 1
+
+    def abandon(self) -> None:
+        """The task failed outright (no result to close with): stop the pump, publish no
+        more. What left stays out; a redelivery finds the stream-started mark."""
+        self._sealed = True
+        if self._pump is not None:
+            self._pump.cancel()
 
     @property
     def total(self) -> int:
-        """Events of the whole stream, the last one included (known before :meth:`close`)."""
+        """Events of the whole stream, the last one included (final once sealed)."""
         return self.seq + 1
 
     async def close(self, result: ResultEvent) -> int:
         """Publish the last event, from the task's result; returns the events published."""
-        async with self._lock:  # the timer is not publishing now: stopping it is safe
-            if self._timer is not None:
-                self._timer.cancel()
-            if self._sending is not None:
-                await self._sending  # a publish a cancelled reader left running
-            self._raise_failure()
-            delta = self.coalescer.take()
-            text = delta.text
-            if result.status == "ok":
-                await self._emit("end", text + self._owed(result, text), delta,
-                                 finish_reason=result.finish_reason, usage=result.usage)
-            else:
-                await self._emit("error", text, delta, error=result.error)
+        await self.seal()
+        delta = self.coalescer.take()
+        text = delta.text
+        if result.status == "ok":
+            await self._emit("end", text + self._owed(result, text), delta,
+                             finish_reason=result.finish_reason, usage=result.usage)
+        else:
+            await self._emit("error", text, delta, error=result.error)
         STREAM_EVENTS.labels(self.task.provider).observe(self.seq)
         return self.seq
 
