@@ -6,6 +6,7 @@ team's rows of both); ``verify --archive`` finds altered and missing files and r
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -125,6 +126,10 @@ async def test_a_team_query_over_archive_and_live_store_finds_the_teams_rows(
         store.engine, target, "SELECT count(*), sum(cost_usd) FROM archived_events "
         f"WHERE request_id = '{day2.request_id}'")
     assert archived[0][0] == 6 and archived[0][1] > 0
+    _, payloads = await run_query(  # the stored JSON, archived (day 2) and live alike
+        store.engine, target, "SELECT payload FROM events WHERE kind = 'result' AND part_id = 0 "
+        f"AND request_id IN ('{day2.request_id}', '{live1.request_id}')")
+    assert [json.loads(p)["attempts"][0]["status_code"] for (p,) in payloads] == [429, 429]
     text_out = await cli.query(
         f"SELECT req_team, count(*) AS n FROM events WHERE req_team = '{DAY2_TEAM}' "
         "GROUP BY req_team", url=store.url)

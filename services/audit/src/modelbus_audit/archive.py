@@ -164,7 +164,8 @@ async def _write_parquet(c: AsyncConnection, target: ArchiveTarget, key: str,
     rows, pending = 0, []
     with tempfile.TemporaryFile() as spool:
         writer = pq.ParquetWriter(spool, archive_format.SCHEMA, compression="zstd")
-        async for part in _pages(c, select(ev), where, (ev.c.event_time, ev.c.id)):
+        query = select(*archive_format.COLUMNS)
+        async for part in _pages(c, query, where, (ev.c.event_time, ev.c.id)):
             pending.append(archive_format.batch(part))
             rows += len(part)
             if sum(b.num_rows for b in pending) >= ROW_GROUP_ROWS:

@@ -78,7 +78,7 @@ async def _checked(target: ArchiveTarget, key: str, sha256: str) -> bytes:
 async def live_table(engine: AsyncEngine, since: datetime | None = None,
                      until: datetime | None = None) -> pa.Table:
     """The live store's rows in [since, until) as one Arrow table."""
-    query = select(ev).order_by(ev.c.event_time, ev.c.id)
+    query = select(*archive_format.COLUMNS).order_by(ev.c.event_time, ev.c.id)
     if since is not None:
         query = query.where(ev.c.event_time >= since)
     if until is not None:
