@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import logging
 import os
 import random
 import re
@@ -340,42 +339,39 @@ async def archive_big_day(store: AuditStore, target: ArchiveTarget, day_rows: in
 
 
 async def archive_run(store: AuditStore, day_rows: int) -> None:
-    from moto.server import ThreadedMotoServer
+    from modelbus_testing.s3 import moto_s3
 
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto's request log
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    target = ArchiveTarget("bench-archive", "audit", f"http://{host}:{port}", "us-east-1",
-                           "bench", "bench")
+    with moto_s3() as endpoint:
+        await _archive_run(store, day_rows, endpoint)
+
+
+async def _archive_run(store: AuditStore, day_rows: int, endpoint: str) -> None:
+    target = ArchiveTarget("bench-archive", "audit", endpoint, "us-east-1", "bench", "bench")
     target.client.create_bucket(Bucket=target.bucket)
-    try:
-        if store.engine.dialect.name == "postgresql":
-            await partitions.maintain(store.engine)  # the audit service's hourly round
-            await drop_against_delete(store, day_rows)
-            await archive_big_day(store, target, day_rows)
-        began = time.perf_counter()
-        done = await archive.archive_closed(store.engine, target, DAYS // 2, RING)
-        seconds = time.perf_counter() - began
-        rows, size = sum(d.rows for d in done), sum(d.bytes for d in done)
-        print(f"  archive + drop       {len(done)} days, {rows} rows, {size / 2**20:.1f} MB "
-              f"Parquet in {seconds:.1f} s: {rows / seconds:.0f} rows/s, "
-              f"{size / 2**20 / seconds:.2f} MB/s")
-        began = time.perf_counter()
-        report = await store.verify(full=True)
-        print(f"  verify full, after   {time.perf_counter() - began:7.2f} s  "
-              f"({report.rows_checked} live rows, ok={report.ok})")
-        began = time.perf_counter()
-        checked = await verify_archive(store.engine, target, RING)
-        print(f"  verify --archive     {time.perf_counter() - began:7.2f} s  "
-              f"({checked.files} files, ok={checked.ok})")
-        began = time.perf_counter()
-        _, answer = await run_query(store.engine, target, "SELECT count(*), sum(cost_usd) "
-                                    f"FROM events WHERE req_team = '{TEAMS[3]}'")
-        print(f"  query, team, all     {time.perf_counter() - began:7.2f} s  "
-              f"({answer[0][0]} rows of {TEAMS[3]}, archive + live)")
-    finally:
-        server.stop()
+    if store.engine.dialect.name == "postgresql":
+        await partitions.maintain(store.engine)  # the audit service's hourly round
+        await drop_against_delete(store, day_rows)
+        await archive_big_day(store, target, day_rows)
+    began = time.perf_counter()
+    done = await archive.archive_closed(store.engine, target, DAYS // 2, RING)
+    seconds = time.perf_counter() - began
+    rows, size = sum(d.rows for d in done), sum(d.bytes for d in done)
+    print(f"  archive + drop       {len(done)} days, {rows} rows, {size / 2**20:.1f} MB "
+          f"Parquet in {seconds:.1f} s: {rows / seconds:.0f} rows/s, "
+          f"{size / 2**20 / seconds:.2f} MB/s")
+    began = time.perf_counter()
+    report = await store.verify(full=True)
+    print(f"  verify full, after   {time.perf_counter() - began:7.2f} s  "
+          f"({report.rows_checked} live rows, ok={report.ok})")
+    began = time.perf_counter()
+    checked = await verify_archive(store.engine, target, RING)
+    print(f"  verify --archive     {time.perf_counter() - began:7.2f} s  "
+          f"({checked.files} files, ok={checked.ok})")
+    began = time.perf_counter()
+    _, answer = await run_query(store.engine, target, "SELECT count(*), sum(cost_usd) "
+                                f"FROM events WHERE req_team = '{TEAMS[3]}'")
+    print(f"  query, team, all     {time.perf_counter() - began:7.2f} s  "
+          f"({answer[0][0]} rows of {TEAMS[3]}, archive + live)")
 
 
 async def main() -> None:

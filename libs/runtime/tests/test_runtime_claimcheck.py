@@ -33,6 +33,7 @@ from modelbus_schemas import ChatMessage
 from modelbus_schemas.content import BlobPart, ImagePart, TextPart
 from modelbus_schemas.identity import scoped_id
 from modelbus_testing.pg import temporary_postgres_database
+from modelbus_testing.s3 import moto_s3
 
 KIB = 1024
 
@@ -45,13 +46,8 @@ def pg_url():
 
 @pytest.fixture(scope="module")
 def s3_endpoint():
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
+    with moto_s3() as endpoint:
+        yield endpoint
 
 
 @pytest.fixture(params=["postgresql", "sqlite", "s3"])

@@ -9,9 +9,9 @@ import uuid
 
 import pytest
 import redis.asyncio as aioredis
+from modelbus_runtime.ratelimit import RateLimit, RateLimiter
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
-from modelbus_runtime.ratelimit import RateLimit, RateLimiter
 
 
 @pytest.fixture

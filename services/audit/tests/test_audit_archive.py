@@ -7,6 +7,8 @@ team's rows of both); ``verify --archive`` finds altered and missing files and r
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -17,6 +19,7 @@ from modelbus_audit.archive_verify import verify_archive
 from modelbus_audit.query import run_query
 from modelbus_audit.tables import audit_archives
 from modelbus_runtime.signing import KeyRing
+from modelbus_testing.s3 import moto_s3
 from sqlalchemy import func, select, text, update
 
 RING = KeyRing.parse("k1:" + "a" * 32)
@@ -29,13 +32,8 @@ ARCHIVE_AFTER_DAYS = 2  # day 1 and day 2 are closed, the live day is not
 
 @pytest.fixture(scope="module")
 def s3_endpoint():
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
+    with moto_s3() as endpoint:
+        yield endpoint
 
 
 @pytest.fixture
@@ -220,3 +218,32 @@ def test_the_archive_credentials_never_show(monkeypatch):
     assert str(found) == "s3://customer-bucket/modelbus-audit"
     monkeypatch.delenv("MODELBUS_AUDIT_ARCHIVE_BUCKET")
     assert ArchiveTarget.from_settings(AuditSettings()) is None
+
+
+async def test_the_modelbus_cli_archives_queries_and_verifies_the_archive(store, filled,
+                                                                           target):
+    """``modelbus audit archive|query|verify --archive`` as an operator runs them (the
+    archive settings come from the environment, as in the audit's Deployment)."""
+    day1, live1, *_ = await filled()
+
+    def modelbus(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "-m", "modelbus_cli.main", "audit", *args,
+             "--database-url", store.url], check=False, capture_output=True, text=True,
+            timeout=300)
+
+    archived = modelbus("archive", "--after-days", "1")
+    assert archived.returncode == 0, archived.stderr
+    assert "3 days archived to s3://" in archived.stdout  # every day is long closed
+    queried = modelbus("query", f"SELECT count(*) AS n FROM events WHERE req_team = '{DAY1_TEAM}'",
+                       "--json")
+    assert queried.returncode == 0, queried.stderr
+    assert json.loads(queried.stdout.strip().splitlines()[-1])["n"] == \
+        len(day1.records()) + len(live1.records())
+    verified = modelbus("verify", "--archive")
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    listed = target.client.list_objects_v2(Bucket=target.bucket)["Contents"]
+    key = next(o["Key"] for o in listed if o["Key"].endswith(".parquet"))
+    target.client.put_object(Bucket=target.bucket, Key=key, Body=b"not the archived file")
+    tampered = modelbus("verify", "--archive")
+    assert tampered.returncode == 1 and "archive TAMPERED" in tampered.stdout

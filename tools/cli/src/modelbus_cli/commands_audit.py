@@ -1,4 +1,5 @@
-"""``modelbus audit``: show a lineage, search, report usage and cost, export, purge, verify.
+"""``modelbus audit``: show a lineage, search, report usage and cost, export, purge, verify,
+archive closed days to the bucket and query the archive and the live store together (SQL).
 
 Every command reads the audit store directly (``--database-url``, else ``DATABASE_URL``, else
 the store a running ``modelbus run`` uses). Exports, ``verify`` (from the last signed
@@ -103,10 +104,24 @@ def cmd_verify(args: argparse.Namespace) -> int:
     ok, text = asyncio.run(verify(url=_url(args), against_broker=bootstrap,
                                   progress=progress, quiet_s=args.quiet_seconds,
                                   full=args.full, workers=args.workers,
-                                  chain_progress=chain_progress))
+                                  chain_progress=chain_progress, archive=args.archive))
     print(file=sys.stderr)
     print(text)
     return 0 if ok else 1
+
+
+def cmd_archive(args: argparse.Namespace) -> int:
+    from modelbus_audit.cli import archive
+
+    print(asyncio.run(archive(args.after_days, _url(args))))
+    return 0
+
+
+def cmd_query(args: argparse.Namespace) -> int:
+    from modelbus_audit.cli import query
+
+    print(asyncio.run(query(args.sql, _url(args), args.since, args.until, args.json)))
+    return 0
 
 
 def _add_filters(parser: argparse.ArgumentParser) -> None:
@@ -156,7 +171,23 @@ def register(sub) -> None:
     verify.add_argument("--bootstrap", default=None, help="Kafka bootstrap servers")
     verify.add_argument("--quiet-seconds", type=float, default=2.0,
                         help="a partition is at its end when nothing new came for this long")
+    verify.add_argument("--archive", action="store_true",
+                        help="also check every archived Parquet file against its manifest "
+                        "and every manifest against the archive chain")
     verify.set_defaults(func=cmd_verify)
-    for p in (show, search, report, export, purge, verify):
+    archive = audit.add_parser("archive", help="write closed days to the archive bucket as "
+                               "Parquet, then drop them from the live store")
+    archive.add_argument("--after-days", type=int, required=True,
+                         help="archive days that ended more than this many days ago")
+    archive.set_defaults(func=cmd_archive)
+    query = audit.add_parser("query", help="SQL (DuckDB) over the archive and the live "
+                             "store: tables events, archived_events, live_events")
+    query.add_argument("sql")
+    query.add_argument("--since", type=_time, default=None,
+                       help="load archived days from this time on (ISO-8601)")
+    query.add_argument("--until", type=_time, default=None, help="ISO-8601, exclusive")
+    query.add_argument("--json", action="store_true", help="one JSON object per line")
+    query.set_defaults(func=cmd_query)
+    for p in (show, search, report, export, purge, verify, archive, query):
         p.add_argument("--database-url", default=None)
         p.add_argument("--workdir", default=".modelbus")
