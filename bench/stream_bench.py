@@ -146,6 +146,10 @@ class KafkaStreams(Pipeline):
         finally:
             self.waiting.pop(rid.encode(), None)
         response = json.loads(value)
+        for _ in range(100):  # two topics: one fetch may hand over the response first
+            if skey in self.first:
+                break
+            await asyncio.sleep(0.01)
         if response.get("status") != "ok" or skey not in self.first:
             raise RuntimeError(f"kafka: {response.get('status')} {response.get('error')} "
                                f"({self.events.get(skey, 0)} stream events)")
