@@ -60,11 +60,24 @@ def traffic(tenant: str, suffix: str) -> list[dict]:
 
 
 async def send_all(bootstrap: str, bodies: list[dict]) -> dict[str, dict]:
-    ids = {b["request_id"] for b in bodies}
+    """Each request's response, by request id. A request is (tenant, request id): other
+    tests send the same request ids for other tenants, and a response may come twice (at
+    least once), so responses are matched on both and counted once."""
+    ids = {(b["caller"]["tenant"], b["request_id"]) for b in bodies}
+    seen: set = set()
+
+    def ours(record) -> bool:
+        body = json.loads(record.value)
+        identity = (body.get("tenant"), body.get("request_id"))
+        if identity not in ids or identity in seen:
+            return False
+        seen.add(identity)
+        return True
+
     async with Upstream(bootstrap) as up:
         responses = await up.tail(RESPONSES)
         await asyncio.gather(*(up.send(b) for b in bodies))
-        got = await responses.collect(lambda r: r.key.decode() in ids, len(ids), timeout=90)
+        got = await responses.collect(ours, len(ids), timeout=90)
         await responses.stop()
     out = {}
     for record in got:
