@@ -56,11 +56,17 @@ from modelbus_runtime.dlq import DeadLetterPublisher
 from modelbus_runtime.errors import PoisonMessage, TransientInfraError
 from modelbus_runtime.fetchwait import FetchPacer
 from modelbus_runtime.inbound import Inbound
-from modelbus_runtime.inflight import CANCEL_GRACE_S, InFlight, finish_or_cancel, wait_previous
+from modelbus_runtime.inflight import (
+    CANCEL_GRACE_S,
+    InFlight,
+    finish_by,
+    finish_or_cancel,
+    wait_previous,
+)
 from modelbus_runtime.kafka import build_consumer
+from modelbus_runtime.lag import LagReporter
 from modelbus_runtime.logging import request_id_var
 from modelbus_runtime.metrics import (
-    CONSUMER_LAG,
     HANDLER_SECONDS,
     IN_FLIGHT,
     INFRA_RETRIES,
@@ -138,7 +144,7 @@ class EventConsumer:
             self._consumer, busy_wait_ms=fetch_max_wait_ms or settings.fetch_max_wait_ms,
             idle_wait_ms=settings.idle_fetch_max_wait_ms, idle_after_s=settings.idle_after_s,
             min_interval_ms=min_fetch_interval_ms)
-        self._last_lag_report = 0.0
+        self._lag = LagReporter(self._consumer, group_id)
         self._gauge = IN_FLIGHT.labels(group=group_id)
         self._ring = settings.signing_ring() if authenticate else None
 
@@ -175,15 +181,8 @@ class EventConsumer:
                 self._loop_task.cancel()
             await finish_or_cancel({self._loop_task}, self._work_deadline, "the fetch loop")
         await finish_or_cancel(self._work.of(), self._work_deadline, "messages in flight")
-        await self._bounded(self._commit(force=True), deadline, "the last commit")
-        await self._bounded(self._consumer.stop(), deadline, "leaving the group")
-
-    @staticmethod
-    async def _bounded(step: Awaitable[None], deadline: float, what: str) -> None:
-        try:
-            await asyncio.wait_for(step, timeout=max(0.01, deadline - time.monotonic()))
-        except TimeoutError:
-            log.warning("stop bound passed during %s; given up", what)
+        await finish_by(self._commit(force=True), deadline, "the last commit")
+        await finish_by(self._consumer.stop(), deadline, "leaving the group")
 
     async def discard(self) -> None:
         """Close a consumer that was never started (a start-up given up or stopped)."""
@@ -219,30 +218,7 @@ class EventConsumer:
                         break
                     await self._spawn(tp, Inbound.from_record(record), epoch)
             await self._commit()
-            self._report_lag()
-
-    def _report_lag(self) -> None:
-        """Lag per assigned partition, from what the last fetch told us (no extra I/O)."""
-        now = time.monotonic()
-        if now - self._last_lag_report < 1.0:
-            return
-        self._last_lag_report = now
-        for tp in self.assigned:
-            highwater = self._consumer.highwater(tp)
-            position = self._known_position(tp)
-            if highwater is None or position is None:
-                continue
-            CONSUMER_LAG.labels(self.group_id, tp.topic, str(tp.partition)).set(
-                max(0, highwater - position)
-            )
-
-    def _known_position(self, tp: TopicPartition) -> int | None:
-        """The fetch position if the client already knows it; never waits for one."""
-        try:
-            state = self._consumer._subscription.subscription.assignment.state_value(tp)
-        except AttributeError:  # not assigned any more
-            return None
-        return state.position if state is not None and state.has_valid_position else None
+            self._lag.report(self.assigned)
 
     async def _spawn(self, tp: TopicPartition, message: Inbound, epoch: int) -> None:
         await self._slots.acquire()

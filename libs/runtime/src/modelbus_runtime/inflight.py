@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Hashable
+from collections.abc import Awaitable, Hashable
 
 log = logging.getLogger(__name__)
 
@@ -79,3 +79,11 @@ async def finish_or_cancel(tasks: set[asyncio.Task], deadline: float, what: str,
         log.warning("%d cancelled tasks (%s) did not unwind within %.1fs; not waited for",
                     len(stuck), what, grace)
     return len(pending)
+
+
+async def finish_by(step: Awaitable[None], deadline: float, what: str) -> None:
+    """Await ``step`` until ``deadline``; past it, give it up (cancelled) with a warning."""
+    try:
+        await asyncio.wait_for(step, timeout=max(0.01, deadline - time.monotonic()))
+    except TimeoutError:
+        log.warning("stop bound passed during %s; given up", what)
