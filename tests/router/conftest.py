@@ -7,7 +7,10 @@ from __future__ import annotations
 import uuid
 
 import pytest
+import redis.asyncio as aioredis
 from modelbus_cli.stack import Stack
+from modelbus_router.engine import RouterEngine
+from modelbus_router.reload import PolicySource
 
 
 @pytest.fixture
@@ -35,3 +38,21 @@ def router_stack(tmp_path_factory, kafka_bootstrap, redis_url):
     yield start
     for stack in started:
         stack.stop()
+
+
+@pytest.fixture
+async def engine_on(tmp_path, redis_url):
+    """``engine_on(policy_text)`` → an in-process :class:`RouterEngine` on that policy and the
+    session's Redis (its client closed after the test)."""
+    clients = []
+
+    def build(policy_text: str) -> RouterEngine:
+        path = tmp_path / f"policy-{len(clients)}.yaml"
+        path.write_text(policy_text)
+        clients.append(aioredis.Redis.from_url(redis_url))
+        return RouterEngine(PolicySource(path), clients[-1])
+
+    yield build
+    for client in clients:
+        await client.aclose()
+

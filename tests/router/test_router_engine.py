@@ -8,9 +8,7 @@ import uuid
 from datetime import UTC, datetime
 
 import pytest
-import redis.asyncio as aioredis
-from modelbus_router.engine import RouterEngine, budget_limits
-from modelbus_router.reload import PolicySource
+from modelbus_router.engine import budget_limits
 from modelbus_runtime.model_stats import ModelStats
 from modelbus_runtime.response_cache import ResponseCache
 from modelbus_schemas import (
@@ -46,12 +44,8 @@ routes:
 
 
 @pytest.fixture
-async def engine(tmp_path, redis_url):
-    path = tmp_path / "policy.yaml"
-    path.write_text(POLICY)
-    client = aioredis.Redis.from_url(redis_url)
-    yield RouterEngine(PolicySource(path), client)
-    await client.aclose()
+def engine(engine_on):
+    return engine_on(POLICY)
 
 
 def _request(task: str, team: str, rid: str | None = None, **kw) -> RequestEvent:

@@ -61,12 +61,8 @@ routes:
 
 
 @pytest.fixture
-async def engine(tmp_path, redis_url):
-    path = tmp_path / "policy.yaml"
-    path.write_text(POLICY)
-    client = aioredis.Redis.from_url(redis_url)
-    yield RouterEngine(PolicySource(path), client)
-    await client.aclose()
+def engine(engine_on):
+    return engine_on(POLICY)
 
 
 def _request(task: str, stream: bool = True, content: str = "hello", **kw) -> RequestEvent:
