@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import httpx
 
 
@@ -26,6 +28,17 @@ def provider_calls(stack, model: str | None = None) -> int:
 def calls_in_flight(stack) -> int:
     """Provider calls the simulator has received and not yet answered."""
     return httpx.get(f"{stack.simulator_url}/_sim/stats").json()["in_flight"]
+
+
+def calls_when_quiet(stack, timeout: float = 5.0) -> int:
+    """Provider calls answered once none is in flight (or ``timeout`` passed): after its
+    only caller stopped, every call that caller started."""
+    deadline = time.monotonic() + timeout
+    while True:
+        stats = httpx.get(f"{stack.simulator_url}/_sim/stats").json()
+        if stats["in_flight"] == 0 or time.monotonic() > deadline:
+            return stats["total_calls"] + stats["in_flight"]
+        time.sleep(0.05)
 
 
 def embedding_inputs(stack, model: str | None = None) -> int:

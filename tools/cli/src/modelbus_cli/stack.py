@@ -217,10 +217,14 @@ class Stack:
     def child(self, name: str):
         return next(c for c in reversed(self.group.children) if c.name == name)
 
-    def restart(self, name: str, *, kill: bool = True, wait: bool = True, before_stop=None):
+    def restart(self, name: str, *, kill: bool = True, wait: bool = True, before_stop=None,
+                after_stop=None):
         """SIGKILL (or SIGTERM) a service and start it again with the same settings;
-        ``before_stop()`` runs just before the signal (to look at the stack as it goes)."""
+        ``before_stop()`` runs just before the signal and ``after_stop()`` once the process
+        is gone, before the new one starts (to look at the stack as it goes)."""
         self.remove_replica(name, kill=kill, before_stop=before_stop)
+        if after_stop is not None:
+            after_stop()
         module, extra = self.specs[name]
         child = self.start_service(name, module, extra)
         if wait:
