@@ -87,7 +87,8 @@ async def build(ctx: ServiceContext) -> Service:
         return gateway.drain(settings.drain_timeout_s)
 
     listener = ReplyListener(settings, reply_topic, settings.reply_partitions,
-                             gateway.on_response, before_stop=drain)
+                             gateway.on_response, before_stop=drain,
+                             expecting=lambda: len(gateway.pending))
     stream_listener = StreamListener(settings, streams, before_stop=drain)
 
     async def close() -> None:

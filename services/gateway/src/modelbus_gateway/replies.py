@@ -75,9 +75,10 @@ def accept(ring: KeyRing, topic: str, record) -> ResponseEvent | None:
 class ReplyListener(TopicTail):
     def __init__(self, settings: RuntimeSettings, topic: str, partitions: int,
                  on_response: Callable[[ResponseEvent], None],
-                 before_stop: Callable[[], Awaitable[None]] | None = None) -> None:
+                 before_stop: Callable[[], Awaitable[None]] | None = None,
+                 expecting: Callable[[], int] = lambda: 0) -> None:
         super().__init__(settings, topic, name="gateway-replies", partitions=partitions,
-                         before_stop=before_stop)
+                         before_stop=before_stop, expecting=expecting)
         self.on_response = on_response
 
     def handle(self, record) -> None:

@@ -35,7 +35,8 @@ def _count(outcome: str) -> None:
 class StreamListener(TopicTail):
     def __init__(self, settings: RuntimeSettings, hub: StreamHub, *, topic: str = STREAM,
                  before_stop: Callable[[], Awaitable[None]] | None = None) -> None:
-        super().__init__(settings, topic, name="gateway-stream", before_stop=before_stop)
+        super().__init__(settings, topic, name="gateway-stream", before_stop=before_stop,
+                         expecting=lambda: len(hub))
         self.hub = hub
 
     def handle(self, record) -> None:

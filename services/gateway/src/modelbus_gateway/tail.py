@@ -7,6 +7,11 @@ for a call made after start can be missed, and nothing is committed (a call whos
 restarted is gone with its HTTP connection). Each record goes to :meth:`TopicTail.handle`;
 a record the handler fails on is logged and skipped, never stopping the loop.
 
+Its fetches are paced like the runtime consumers' (:class:`~modelbus_runtime.fetchwait.FetchPacer`):
+with nothing fetched and no call ``expecting`` a record for ``idle_after_s``, the broker
+fetch wait becomes the idle one, so an instance at rest sends a few fetches a second
+instead of one per ``fetch_max_wait_ms``; a call waiting for a record keeps it busy.
+
 Exposes ``start``/``stop``/``ready`` like the runtime's consumers, so the service runner
 starts it, reports readiness from it and stops it on shutdown (after ``before_stop``).
 """
@@ -21,6 +26,7 @@ from collections.abc import Awaitable, Callable
 from aiokafka import AIOKafkaConsumer
 from aiokafka.errors import KafkaError
 from aiokafka.structs import TopicPartition
+from modelbus_runtime.fetchwait import FetchPacer
 from modelbus_runtime.kafka import ensure_topics
 from modelbus_runtime.settings import RuntimeSettings
 
@@ -30,17 +36,21 @@ log = logging.getLogger(__name__)
 class TopicTail:
     def __init__(self, settings: RuntimeSettings, topic: str, *, name: str,
                  partitions: int | None = None,
-                 before_stop: Callable[[], Awaitable[None]] | None = None) -> None:
+                 before_stop: Callable[[], Awaitable[None]] | None = None,
+                 expecting: Callable[[], int] = lambda: 0) -> None:
         """``partitions``: those of the topic if this instance creates it (default: the
-        settings' ``topic_partitions``)."""
+        settings' ``topic_partitions``); ``expecting()``: how many calls wait for records
+        of this topic now (while any does, fetches never idle)."""
         self.settings = settings
         self.topic = topic
         self.name = name
         self.partitions = partitions
         self.before_stop = before_stop
+        self.expecting = expecting
         self.ring = settings.signing_ring()
         self.ready = False
         self._consumer: AIOKafkaConsumer | None = None
+        self._pacer: FetchPacer | None = None
         self._task: asyncio.Task | None = None
 
     def handle(self, record) -> None:  # pragma: no cover - every listener overrides it
@@ -59,6 +69,9 @@ class TopicTail:
         )
         await consumer.start()
         self._consumer = consumer
+        self._pacer = FetchPacer(consumer, busy_wait_ms=self.settings.fetch_max_wait_ms,
+                                 idle_wait_ms=self.settings.idle_fetch_max_wait_ms,
+                                 idle_after_s=self.settings.idle_after_s)
         parts = None
         for _ in range(100):
             await consumer.topics()
@@ -78,15 +91,17 @@ class TopicTail:
         log.info("reading %s from its end", self.topic)
 
     async def _run(self) -> None:
-        assert self._consumer is not None
+        assert self._consumer is not None and self._pacer is not None
         while True:
+            poll_ms = await self._pacer.before_fetch()
             try:
-                batches = await self._consumer.getmany(timeout_ms=1000, max_records=1000)
+                batches = await self._consumer.getmany(timeout_ms=poll_ms, max_records=1000)
             except KafkaError as exc:
                 log.warning("fetch from %s failed (%s); retrying", self.topic,
                             exc.__class__.__name__)
                 await asyncio.sleep(0.2)
                 continue
+            self._pacer.after_fetch(bool(batches), self.expecting())
             for records in batches.values():
                 for record in records:
                     try:
