@@ -82,7 +82,8 @@ async def build(ctx: ServiceContext) -> Service:
         await aggregator.on_result(result, message.passthrough_headers())
 
     timer = DeadlineScheduler(store, aggregator.on_deadline,
-                              tick_s=settings.aggregator_deadline_tick_ms / 1000)
+                              tick_s=settings.aggregator_deadline_tick_ms / 1000,
+                              idle_tick_s=settings.aggregator_deadline_idle_tick_ms / 1000)
     timer.start()
     consumer = EventConsumer(
         settings, group_id=settings.aggregator_group_id, topics=[RESULTS], dlq=ctx.dlq,

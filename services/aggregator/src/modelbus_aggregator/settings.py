@@ -13,6 +13,8 @@ class AggregatorSettings(RuntimeSettings):
     # how often the deadline timer scans, and how long after a task's deadline_at a
     # cascade/chain/ensemble without an answer is closed anyway
     aggregator_deadline_tick_ms: int = 50
+    # the longest the timer sleeps with no deadline due sooner (see deadlines.py)
+    aggregator_deadline_idle_tick_ms: int = 1_000
     aggregator_deadline_grace_ms: int = 2_000
     # how many times a failed chain stage is re-dispatched from its checkpoint
     aggregator_stage_retries: int = 1

@@ -136,6 +136,8 @@ class FanInStore:
         self.prefix = prefix
         self.lease_ms = lease_ms
         self.deadlines_key = f"{prefix}:deadlines"
+        # told the due time of every deadline stored here (the timer wakes for it)
+        self.on_scheduled: Callable[[int], None] | None = None
         self._record = client.register_script(_RECORD)
         self._claim = client.register_script(_CLAIM)
         self._release = client.register_script(_RELEASE)
@@ -160,6 +162,8 @@ class FanInStore:
             args=[f"{result.part_id}:{result.plan.step}", value, STATE_TTL_S, origin,
                   "" if deadline_ms is None else deadline_ms, rid, "1" if want_origin else ""],
         )
+        if deadline_ms is not None and self.on_scheduled is not None:
+            self.on_scheduled(deadline_ms)
         if reply[0] == 1:
             return Snapshot(done=True)
         return Snapshot(decided=bool(reply[1]), results=_parse_parts(reply[2]),
@@ -222,11 +226,23 @@ class FanInStore:
     @_redis_errors
     async def schedule(self, scope: str, due_ms: int) -> None:
         await self.redis.zadd(self.deadlines_key, {scope: due_ms}, nx=True)
+        if self.on_scheduled is not None:
+            self.on_scheduled(due_ms)
 
     @_redis_errors
     async def due(self, now_ms: int, limit: int = 100) -> list[str]:
         raw = await self.redis.zrangebyscore(self.deadlines_key, "-inf", now_ms, 0, limit)
         return [r.decode() for r in raw]
+
+    @_redis_errors
+    async def due_and_next(self, now_ms: int, limit: int = 100) -> tuple[list[str], int | None]:
+        """The deadlines due at ``now_ms`` (up to ``limit``) and the earliest stored due
+        time (None: no deadline stored), in one round trip."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.zrangebyscore(self.deadlines_key, "-inf", now_ms, 0, limit)
+            pipe.zrange(self.deadlines_key, 0, 0, withscores=True)
+            raw, first = await pipe.execute()
+        return [r.decode() for r in raw], (int(first[0][1]) if first else None)
 
     @_redis_errors
     async def forget_deadline(self, scope: str) -> None:
