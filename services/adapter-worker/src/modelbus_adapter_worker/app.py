@@ -57,11 +57,15 @@ def build_handler(settings: WorkerSettings, redis, transport: HttpTransport,
                        stream_flush_deltas=settings.stream_flush_deltas)
 
 
+def build_transport(settings: WorkerSettings) -> HttpTransport:
+    return HttpTransport(settings.resolved_base_url(), max_connections=settings.max_connections,
+                         keepalive_s=settings.provider_keepalive_s)
+
+
 async def build(ctx: ServiceContext) -> Service:
     settings: WorkerSettings = ctx.settings  # type: ignore[assignment]
     redis = build_redis(settings, max_connections=settings.redis_max_connections)
-    transport = HttpTransport(settings.resolved_base_url(),
-                              max_connections=settings.max_connections)
+    transport = build_transport(settings)
     blobs = build_blob_store(settings)  # resolves claim-check references (no I/O until used)
     handler = build_handler(settings, redis, transport, blobs)
     producer = ctx.producer

@@ -5,7 +5,10 @@ beyond it), the request's settled mark (once the aggregator fixed the answer —
 deadline, cascade satisfied — no further attempt is made: the run stops ``settled``), the
 request-wide attempt budget (retries never multiply across fallbacks), the
 shared circuit breaker of the target, the provider's shared rate limit, then one HTTP call
-with its own timeout. Failures are classified by the :class:`RetryPolicy`: terminal ones
+with its own timeout (a request that met a stale pooled connection is resent once inside
+that call by :mod:`modelbus_adapter_worker.transport`; only the resent request's outcome
+reaches this loop, so the stale failure costs no attempt and is never recorded against the
+breaker). Failures are classified by the :class:`RetryPolicy`: terminal ones
 stop at once, retryable ones are retried with backoff or after ``Retry-After``. A status in
 the task's ``fallback_on`` stops retrying here when a fallback target exists.
 

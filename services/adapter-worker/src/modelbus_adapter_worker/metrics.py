@@ -36,3 +36,9 @@ STREAM_EVENTS = Histogram(
     "Stream events published for one streamed task, the last (end or error) included",
     ["provider"], buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024),
 )
+STALE_RETRIES = Counter(
+    "modelbus_provider_stale_retries_total",
+    "Requests that failed on a reused pooled connection the provider had closed, before any "
+    "response byte, and were sent once more on a fresh connection (not a failed attempt)",
+    ["provider"],
+)

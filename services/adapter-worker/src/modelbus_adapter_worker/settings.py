@@ -42,6 +42,11 @@ class WorkerSettings(RuntimeSettings):
         "when a provider bursts (16 deltas: a short sentence)")
     max_in_flight: int = 1000
     max_connections: int = 1000
+    provider_keepalive_s: float = Field(
+        default=4.0, gt=0, description="how long an idle pooled connection to the provider is "
+        "kept for reuse; shorter than the provider's own idle timeout (common servers close "
+        "idle connections after 5 s), so that few requests meet a connection the server has "
+        "just closed (those are retried once on a fresh connection)")
     anthropic_max_tokens: int = 1024
 
     # Default retry policy, when the task's target carries none.
