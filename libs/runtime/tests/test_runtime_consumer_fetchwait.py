@@ -52,3 +52,17 @@ async def test_runtime_min_fetch_interval_spaces_fetches():
     started = time.monotonic()
     await paced.before_fetch()
     assert time.monotonic() - started >= 0.09
+
+
+async def test_runtime_fetch_wait_goes_deeper_after_a_long_quiet_spell():
+    fetcher = SimpleNamespace(_fetch_max_wait_ms=25)
+    paced = FetchPacer(SimpleNamespace(_fetcher=fetcher), busy_wait_ms=25, idle_wait_ms=250,
+                       idle_after_s=0.03, deep_wait_ms=1000, deep_after_s=0.1)
+    await asyncio.sleep(0.05)
+    paced.after_fetch(fetched=False, in_flight=0)
+    assert (fetcher._fetch_max_wait_ms, paced.idle) == (250, True)
+    await asyncio.sleep(0.07)
+    paced.after_fetch(fetched=False, in_flight=0)
+    assert (fetcher._fetch_max_wait_ms, paced.wait_ms, paced.idle) == (1000, 1000, True)
+    paced.after_fetch(fetched=True, in_flight=0)
+    assert (fetcher._fetch_max_wait_ms, paced.idle) == (25, False)

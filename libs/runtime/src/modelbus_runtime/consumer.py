@@ -112,6 +112,7 @@ class EventConsumer:
         max_in_flight: int | None = None,
         order_by: Callable[[Inbound], bytes | None] | None = None,
         fetch_max_wait_ms: int | None = None,
+        idle_fetch_max_wait_ms: int | None = None,
         min_fetch_interval_ms: int = 0,
         authenticate: bool = True,
     ) -> None:
@@ -140,10 +141,9 @@ class EventConsumer:
         self._stopping = asyncio.Event()
         self._loop_task: asyncio.Task | None = None
         self._last_commit = 0.0
-        self._pacer = FetchPacer(
-            self._consumer, busy_wait_ms=fetch_max_wait_ms or settings.fetch_max_wait_ms,
-            idle_wait_ms=settings.idle_fetch_max_wait_ms, idle_after_s=settings.idle_after_s,
-            min_interval_ms=min_fetch_interval_ms)
+        self._pacer = FetchPacer.from_settings(
+            self._consumer, settings, busy_wait_ms=fetch_max_wait_ms,
+            idle_wait_ms=idle_fetch_max_wait_ms, min_interval_ms=min_fetch_interval_ms)
         self._lag = LagReporter(self._consumer, group_id)
         self._gauge = IN_FLIGHT.labels(group=group_id)
         self._ring = settings.signing_ring() if authenticate else None

@@ -51,6 +51,12 @@ class RuntimeSettings(BaseSettings):
     # idle_after_s = 0 never idles.
     idle_fetch_max_wait_ms: int = Field(default=250, gt=0)
     idle_after_s: float = Field(default=2.0, ge=0)
+    # ... and after deep_idle_after_s of quiet, deep_idle_fetch_max_wait_ms: a stack at rest
+    # for minutes costs the embedded broker about half as much again, the first request
+    # after such a spell waits up to one deep wait per hop (0 s: never). On Apache Kafka,
+    # whose waiting fetches end when data arrives, every long wait is free.
+    deep_idle_fetch_max_wait_ms: int = Field(default=1000, gt=0)
+    deep_idle_after_s: float = Field(default=30.0, ge=0)
     max_poll_records: int = 500
     max_in_flight: int = 256
     commit_interval_ms: int = 50

@@ -69,9 +69,7 @@ class TopicTail:
         )
         await consumer.start()
         self._consumer = consumer
-        self._pacer = FetchPacer(consumer, busy_wait_ms=self.settings.fetch_max_wait_ms,
-                                 idle_wait_ms=self.settings.idle_fetch_max_wait_ms,
-                                 idle_after_s=self.settings.idle_after_s)
+        self._pacer = FetchPacer.from_settings(consumer, self.settings)
         parts = None
         for _ in range(100):
             await consumer.topics()
