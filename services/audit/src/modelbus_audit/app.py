@@ -59,6 +59,7 @@ async def build(ctx: ServiceContext) -> Service:
     consumer = EventConsumer(
         settings, group_id=settings.audit_group_id,
         fetch_max_wait_ms=settings.audit_fetch_max_wait_ms,
+        idle_fetch_max_wait_ms=settings.audit_idle_fetch_max_wait_ms,
         min_fetch_interval_ms=settings.audit_min_fetch_interval_ms,
         pattern=AUDIT_PATTERN, dlq=ctx.dlq, batch_handler=write,
         authenticate=False,  # checked per record above: flagged and stored, not dead-lettered

@@ -36,6 +36,11 @@ class AuditSettings(RuntimeSettings):
     # 25 req/s and from 4.7 to 2.1 ms at 100 req/s (bench/pipeline_bench.py). Lineage lags
     # the events by at most this much more.
     audit_min_fetch_interval_ms: int = Field(default=250, ge=0)
+    # At rest its fetches wait this long: its one fetch covers every partition of every
+    # topic, which is most of what an idle stack costs the local broker (tansu answers a
+    # fetch in time that grows with the partitions it names); the first records after a
+    # quiet spell are recorded up to this much later.
+    audit_idle_fetch_max_wait_ms: int = Field(default=2000, gt=0)
     audit_group_id: str = "modelbus-audit"
     audit_text_mode: TextMode = TextMode.REDACT
     audit_redact_kinds: str = ",".join(KINDS)

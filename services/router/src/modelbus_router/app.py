@@ -62,6 +62,8 @@ class RouterSettings(RuntimeSettings):
     policy_reload_s: float = Field(default=1.0, gt=0, description="how often to check the file")
     approvals_fetch_max_wait_ms: int = Field(default=250, gt=0,
                                              description="long poll of the approvals consumer")
+    approvals_idle_fetch_max_wait_ms: int = Field(
+        default=2000, gt=0, description="its long poll after a quiet spell")
     tenant_keys: str | None = Field(default=None, repr=False, description=(
         "signed-request mode: <tenant>=<kid>:<secret>[;<kid>:<secret>] lines"))
     tenant_keys_file: str | None = Field(default=None, description="the same, from a file")
@@ -169,6 +171,7 @@ async def build(ctx: ServiceContext) -> Service:
         ctx.settings, group_id="modelbus-router-approvals", topics=[APPROVALS_DECISIONS],
         dlq=ctx.dlq, handler=handle_decision,
         fetch_max_wait_ms=settings.approvals_fetch_max_wait_ms,
+        idle_fetch_max_wait_ms=settings.approvals_idle_fetch_max_wait_ms,
     )
     return Service(consumers=[consumer, approvals], closers=[close],
                    routes=[Route("/policy", policy_info)])
