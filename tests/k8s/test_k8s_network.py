@@ -1,4 +1,5 @@
-"""NetworkPolicies: only adapter workers may leave the cluster (TCP 443 to public addresses);
+"""NetworkPolicies: only adapter workers (and the audit, when it archives to the customer's
+bucket) may leave the cluster (TCP 443 to public addresses);
 every other modelbus service may reach only DNS, Kafka, Redis and the OpenTelemetry
 Collector (PostgreSQL too for the services sharing the claim-check blob store: gateway,
 router, adapter workers, audit; never the aggregator); the gateway takes API calls from the ingress
@@ -104,14 +105,22 @@ def test_every_service_pod_is_egress_restricted(objs) -> None:
             assert rule.get("ports"), "a rule without 'ports' allows every port"
 
 
-def test_only_workers_reach_outside_the_cluster_on_443(objs) -> None:
+def archives(deployment) -> bool:
+    """The audit with the compliance archive on (components/audit-archive): it writes to
+    the customer's bucket."""
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    return _name(deployment) == "audit" and any(
+        var["name"] == "MODELBUS_AUDIT_ARCHIVE_BUCKET" for var in container.get("env", []))
+
+
+def test_only_workers_and_the_archiving_audit_reach_outside_the_cluster_on_443(objs) -> None:
     apps = app_deployments(objs)
     assert any(_is_worker(d) for d in apps) and any(not _is_worker(d) for d in apps)
     for deployment in apps:
         rules = _egress_rules(objs, pod_labels(deployment))
         external = [r for r in rules if any("ipBlock" in peer for peer in r["to"])]
-        if _is_worker(deployment):
-            assert external, f"{deployment['metadata']['name']} cannot reach its provider"
+        if _is_worker(deployment) or archives(deployment):
+            assert external, f"{deployment['metadata']['name']} cannot reach its provider or bucket"
             for rule in external:
                 assert [p["port"] for p in rule["ports"]] == [443]
                 assert all(peer["ipBlock"]["cidr"] == "0.0.0.0/0" for peer in rule["to"])
