@@ -196,3 +196,17 @@ async def test_runtime_stop_during_a_rebalance_stays_within_its_bound(consumer_f
     assert handler.cancelled.is_set()
     assert took <= drain_s + STOP_SLACK_S
     assert await committed(kafka_bootstrap, group, tp) == 1  # offset 1 was never finished
+
+
+async def test_runtime_a_member_without_partitions_is_ready(consumer_for):
+    """More members than partitions (a rollout's surge pod, a scale-out past the partition
+    count): the member left without a partition has joined and stands by; it is ready, or a
+    rollout waiting for it would wait until another member leaves."""
+    handler = Handler(seconds=0.01)
+    first, tp, group = await consumer_for([b"a"], handler, drain_s=5.0)
+    await until(lambda: first.ready)
+    second = await consumer_for.join(tp, group, handler, drain_s=5.0)
+    await until(lambda: second.ready and first.ready, timeout=40)
+    assert len(first.assigned) + len(second.assigned) == 1
+    for member in (first, second):
+        await member.stop()

@@ -96,6 +96,7 @@ class _Rebalance(ConsumerRebalanceListener):
 
     async def on_partitions_assigned(self, assigned):
         self.owner.assigned = set(assigned)
+        self.owner.joined = True
 
 
 class EventConsumer:
@@ -128,6 +129,7 @@ class EventConsumer:
         self.max_in_flight = max_in_flight or settings.max_in_flight
         self.order_by = order_by or (lambda message: message.key)
         self.assigned: set[TopicPartition] = set()
+        self.joined = False  # a group generation assigned this member (maybe no partition)
         self._consumer = build_consumer(settings, group_id=group_id, topics=topics,
                                         pattern=pattern, fetch_max_wait_ms=fetch_max_wait_ms)
         self._tracker = OffsetTracker()
@@ -161,7 +163,9 @@ class EventConsumer:
 
     @property
     def ready(self) -> bool:
-        return self._loop_task is not None and not self._loop_task.done() and bool(self.assigned)
+        """Fetching, and a member of its group: one left without a partition (more members
+        than partitions) stands by and is ready too."""
+        return self._loop_task is not None and not self._loop_task.done() and self.joined
 
     async def stop(self) -> None:
         """Stop fetching, finish in-flight work, commit, leave the group: within the drain
