@@ -248,14 +248,18 @@ class Executor:
         return completion, error, attempt
 
     async def _after_success(self, task, completion: Completion, attempt, estimate) -> None:
+        """The breaker's success, the rate limit's settlement and the latency sample, side by
+        side: on the shared coalescing Redis client they leave as one round trip."""
+        updates = []
         if self.breakers is not None:
-            await self.breakers.record(task.provider, task.model, ok=True)
+            updates.append(self.breakers.record(task.provider, task.model, ok=True))
         if self.limiter is not None:
             actual = completion.input_tokens + completion.output_tokens
-            await self.limiter.settle(actual - estimate)
+            updates.append(self.limiter.settle(actual - estimate))
         if self.stats is not None:
-            await self.stats.observe(task.provider, task.model, attempt.latency_ms,
-                                     completion.output_tokens)
+            updates.append(self.stats.observe(task.provider, task.model, attempt.latency_ms,
+                                              completion.output_tokens))
+        await asyncio.gather(*updates)
 
 
 class _Delivered:
