@@ -1,21 +1,25 @@
 """``AuditStore``: writing audit records idempotently into their hash chains, reading lineage,
 verifying integrity. SQLite and PostgreSQL through the same code.
 
-Writing a batch is one transaction: drop records whose identity is already stored with the same
-content and authenticity (an exact redelivery); keep every other one — a record whose identity
-is already stored with other content gets a row key of its own (``<identity>@<topic:partition:
-offset>``) and the flag ``conflict`` (an unauthenticated copy conflicts with any earlier row, an
-authenticated one only with earlier authenticated rows, so a forged copy that came first never
-turns the real event into the conflict); then extend each chain from its head, give every row
-its request's caller (:mod:`modelbus_audit.callers`), insert all rows with one
-``executemany``, add the results to the usage rollup (:mod:`modelbus_audit.rollup`), and move
-each head forward with a compare-and-set ``UPDATE ... WHERE last_seq = <seen>``. A concurrent
-writer on the same chain (a rebalance overlap, another process) makes that update or the unique
-``(chain, chain_seq)`` / ``event_id`` constraints fail; the transaction rolls back and the batch
-is retried against the new head, so the chain stays linear without ``SELECT ... FOR UPDATE``.
-Within one process a lock per chain avoids such conflicts in the first place. The heads a
-process wrote are what it signs as checkpoints (:meth:`AuditStore.checkpoint`), where
-``verify`` starts unless asked for a full walk.
+Writing a batch is one transaction (:mod:`modelbus_audit.placement`): drop records whose
+identity is already stored with the same content and authenticity (an exact redelivery); keep
+every other one — a record whose identity is already stored with other content gets a row key
+of its own (``<identity>@<topic:partition:offset>``) and the flag ``conflict`` (an
+unauthenticated copy conflicts with any earlier row, an authenticated one only with earlier
+authenticated rows, so a forged copy that came first never turns the real event into the
+conflict); then extend each chain from its head, give every row its request's caller
+(:mod:`modelbus_audit.callers`), insert all rows with one ``executemany``, add the results to
+the usage rollup (:mod:`modelbus_audit.rollup`), and move each head forward with a
+compare-and-set ``UPDATE ... WHERE last_seq = <seen>`` (on PostgreSQL one statement for every
+head of the batch). A concurrent writer on the same chain (a rebalance overlap, another
+process) makes that update or the unique ``(chain, chain_seq)`` / ``event_id`` constraints
+fail; the transaction rolls back and the batch is retried against the new head, so the chain
+stays linear without ``SELECT ... FOR UPDATE``. Within one process a lock per chain avoids
+such conflicts in the first place. The heads a process wrote are what it signs as checkpoints
+(:meth:`AuditStore.checkpoint`), where ``verify`` starts unless asked for a full walk.
+On PostgreSQL the write transaction plans every lookup for its values
+(``plan_cache_mode = force_custom_plan``): a generic plan cached while a day partition was
+still empty, and never re-planned where nothing ANALYZEs it, scans the partition row by row.
 
 A database that cannot be reached raises :class:`AuditStoreUnavailable`; the consumer must then
 stop committing offsets and retry, never skip.
@@ -27,18 +31,25 @@ import asyncio
 from collections import defaultdict
 from collections.abc import Sequence
 from contextlib import AsyncExitStack
-from dataclasses import replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import func, insert, or_, select, update
+from sqlalchemy import BigInteger, String, column, func, insert, or_, select, text, update, values
 from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from modelbus_audit import callers, checkpoints, db, queries, retention, rollup, verify_parallel
+from modelbus_audit import (
+    callers,
+    checkpoints,
+    db,
+    placement,
+    queries,
+    retention,
+    rollup,
+    verify_parallel,
+)
 from modelbus_audit import verify as verify_mod
 from modelbus_audit.chain import GENESIS, seal
-from modelbus_audit.flags import CONFLICT, UNAUTHENTICATED, flag_set, join_flags
 from modelbus_audit.stored import StoredEvent
 from modelbus_audit.tables import audit_chain_heads, audit_events
 from modelbus_audit.verify import Progress, VerifyReport
@@ -48,7 +59,6 @@ if TYPE_CHECKING:
 
     from modelbus_audit.record import AuditRecord
 
-ID_LOOKUP_CHUNK = 500
 CONFLICT_RETRIES = 5
 
 
@@ -125,7 +135,11 @@ class AuditStore:
 
     async def _write_once(self, records: list[AuditRecord]) -> tuple[int, dict]:
         async with self._write_engine.begin() as connection:
-            fresh = await self._placed(connection, records)
+            if connection.dialect.name == "postgresql":
+                # plan each lookup for its values: a plan cached while a partition was empty
+                # (and never re-planned where autovacuum does not ANALYZE) scans it row by row
+                await connection.execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))
+            fresh = await placement.placed(connection, records)
             if not fresh:
                 return 0, {}
             by_chain: defaultdict[str, list[AuditRecord]] = defaultdict(list)
@@ -149,68 +163,8 @@ class AuditStore:
             await connection.execute(insert(audit_events), rows)
             await callers.apply(connection, fixes)
             await rollup.add(connection, rollup.deltas(rows, stored, fixes))
-            for chain, (seq, last_hash) in new_heads.items():
-                await self._move_head(connection, chain, heads.get(chain), seq, last_hash, now)
+            await self._move_heads(connection, heads, new_heads, now)
             return len(rows), new_heads
-
-    async def _placed(self, connection: AsyncConnection,
-                      records: list[AuditRecord]) -> list[AuditRecord]:
-        """The records to insert, with their row keys and conflict flags (see module doc)."""
-        known, legacy = await self._known(
-            connection, sorted({r.identity_key for r in records}),
-            sorted({r.ce_id for r in records if r.ce_id}))
-        fresh: list[AuditRecord] = []
-        for record in records:
-            seen = known.setdefault(record.identity_key, [])
-            mine = (record.body_sha256, record.unauthenticated)
-            if mine in seen or _stored_before_0003(record, legacy):
-                continue
-            conflict = bool(seen) if record.unauthenticated else any(not u for _, u in seen)
-            seen.append(mine)
-            flags = join_flags(*flag_set(record.flags), CONFLICT if conflict else None)
-            if record.identity != record.identity_key or record.flags != flags:
-                record = replace(record, identity=record.identity_key, flags=flags)
-            fresh.append(record)
-        taken = await self._stored_ids(connection, [c for r in fresh for c in _row_keys(r)])
-        placed = []
-        for record in fresh:
-            key = next(c for c in _row_keys(record) if c not in taken)
-            taken.add(key)
-            placed.append(record if key == record.event_id else replace(record, event_id=key))
-        return placed
-
-    @staticmethod
-    async def _known(connection: AsyncConnection, identities: list[str],
-                     legacy_ids: list[str] = ()) -> tuple[dict, dict]:
-        """(content hash, unauthenticated) of every stored row of each identity; and the
-        content hashes of rows stored before revision 0003 (no identity: keyed by the
-        ``event_id`` they had then, the ``ce_id``) among ``legacy_ids``."""
-        found: dict[str, list[tuple[str | None, bool]]] = defaultdict(list)
-        legacy: dict[str, set[str | None]] = defaultdict(set)
-        ev = audit_events.c
-        columns = (ev.identity, ev.event_id, ev.body_sha256, ev.flags)
-        for start in range(0, len(identities), ID_LOOKUP_CHUNK):
-            chunk = identities[start : start + ID_LOOKUP_CHUNK]
-            for row in await connection.execute(select(*columns).where(ev.identity.in_(chunk))):
-                unauthenticated = UNAUTHENTICATED in flag_set(row.flags)
-                found[row.identity].append((row.body_sha256, unauthenticated))
-        for start in range(0, len(legacy_ids), ID_LOOKUP_CHUNK):
-            chunk = list(legacy_ids[start : start + ID_LOOKUP_CHUNK])
-            query = select(*columns).where(ev.identity.is_(None), ev.event_id.in_(chunk))
-            for row in await connection.execute(query):
-                legacy[row.event_id].add(row.body_sha256)
-        return dict(found), dict(legacy)
-
-    @staticmethod
-    async def _stored_ids(connection: AsyncConnection, event_ids: list[str]) -> set[str]:
-        found: set[str] = set()
-        for start in range(0, len(event_ids), ID_LOOKUP_CHUNK):
-            chunk = event_ids[start : start + ID_LOOKUP_CHUNK]
-            result = await connection.execute(
-                select(audit_events.c.event_id).where(audit_events.c.event_id.in_(chunk))
-            )
-            found.update(result.scalars())
-        return found
 
     @staticmethod
     async def _heads(connection: AsyncConnection, chains: list[str]) -> dict[str, tuple[int, str]]:
@@ -218,6 +172,31 @@ class AuditStore:
             select(audit_chain_heads).where(audit_chain_heads.c.chain.in_(chains))
         )
         return {row.chain: (row.last_seq, row.last_row_hash) for row in result}
+
+    @classmethod
+    async def _move_heads(cls, connection: AsyncConnection, seen: dict[str, tuple[int, str]],
+                          moved: dict[str, tuple[int, str]], now: datetime) -> None:
+        """Move every head the batch extended (compare-and-set on the sequence seen). On
+        PostgreSQL the moves of existing heads are one ``UPDATE ... FROM (VALUES ...)`` whose
+        returned chains must be all of them; elsewhere one statement per chain."""
+        moves = sorted((chain, seen[chain][0], seq, last_hash)
+                       for chain, (seq, last_hash) in moved.items() if chain in seen)
+        for chain, (seq, last_hash) in sorted(moved.items()):
+            if chain not in seen or connection.dialect.name != "postgresql":
+                await cls._move_head(connection, chain, seen.get(chain), seq, last_hash, now)
+        if not moves or connection.dialect.name != "postgresql":
+            return
+        heads = audit_chain_heads.c
+        given = values(column("chain", String), column("seen", BigInteger),
+                       column("seq", BigInteger), column("hash", String),
+                       name="moves").data(moves)
+        statement = (update(audit_chain_heads)
+                     .where(heads.chain == given.c.chain, heads.last_seq == given.c.seen)
+                     .values(last_seq=given.c.seq, last_row_hash=given.c.hash, updated_at=now)
+                     .returning(heads.chain))
+        done = set((await connection.execute(statement)).scalars())
+        if len(done) != len(moves):
+            raise _ChainMoved(next(chain for chain, *_ in moves if chain not in done))
 
     @staticmethod
     async def _move_head(
@@ -323,10 +302,11 @@ class AuditStore:
         """Whether a row of ``record``'s identity with the same content and authenticity is
         stored (so a redelivered copy at another offset was deliberately not stored again)."""
         async with self._translate_errors("read"), self.engine.connect() as connection:
-            known, legacy = await self._known(connection, [record.identity_key],
-                                              [record.ce_id] if record.ce_id else [])
+            known, legacy = await placement.known(connection, [record.identity_key],
+                                                  [record.ce_id] if record.ce_id else [])
         mine = (record.body_sha256, record.unauthenticated)
-        return mine in known.get(record.identity_key, []) or _stored_before_0003(record, legacy)
+        return (mine in known.get(record.identity_key, [])
+                or placement.stored_before_0003(record, legacy))
 
     async def count(self) -> int:
         """How many rows the store holds."""
@@ -358,21 +338,6 @@ class _ErrorTranslation:
         if isinstance(exc, DBAPIError):
             raise AuditStoreError(f"audit store {self.action} failed: {_short(exc)}") from exc
         return False
-
-
-def _stored_before_0003(record: AuditRecord, legacy: dict[str, set[str | None]]) -> bool:
-    """The same content stored before revision 0003, under its ``ce_id`` (a redelivery across
-    the upgrade is not stored twice)."""
-    return bool(record.ce_id and record.body_sha256
-                and record.body_sha256 in legacy.get(record.ce_id, ()))
-
-
-def _row_keys(record: AuditRecord) -> tuple[str, ...]:
-    """Row keys for a record, in order of preference: its identity, then its log position."""
-    from modelbus_audit.record import bounded_id  # writers only: reading needs no decoding
-
-    at = f"{record.identity_key}@{record.topic}:{record.kafka_partition}:{record.kafka_offset}"
-    return (record.identity_key, bounded_id(at), bounded_id(f"{at}@{record.body_sha256}"))
 
 
 def _is_unavailable(exc: BaseException) -> bool:
