@@ -55,14 +55,19 @@ def _canonical_value(value: Any) -> Any:
     return value
 
 
+#: The one encoder of the canonical form (made once: ``json.dumps`` with options builds one
+#: per call).
+_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=True,
+                            allow_nan=False)
+
+
 def _dumps(content: dict[str, Any]) -> bytes:
-    return json.dumps(
-        content, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False
-    ).encode("ascii")
+    return _ENCODER.encode(content).encode("ascii")
 
 
 def canonical_json(row: Mapping[str, Any], columns: tuple[str, ...] = HASHED_COLUMNS) -> bytes:
-    return _dumps({name: _canonical_value(row[name]) for name in columns})
+    return _dumps({name: _canonical_value(value) if isinstance(value := row[name], datetime)
+                   else value for name in columns})
 
 
 def payload_digest(row: Mapping[str, Any]) -> str:

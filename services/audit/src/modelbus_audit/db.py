@@ -8,11 +8,13 @@ audit consumers safe (one migrates, the others wait, then find the schema at hea
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import orjson
 from sqlalchemy import event, text
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
@@ -79,9 +81,21 @@ def create_engine(url: str) -> AsyncEngine:
         return _sqlite_engine(url)
     return create_async_engine(
         url,
+        json_serializer=stored_json,
         pool_pre_ping=True,
         connect_args={"timeout": 10, "command_timeout": 60},
     )
+
+
+def stored_json(value: object) -> str:
+    """The text a JSON column stores: orjson's (several times faster than ``json.dumps``; it
+    reads back to equal values), else ``json.dumps``'s for what orjson refuses (integers
+    beyond 64 bits, lone surrogates). Non-finite numbers never get here: the row hash, taken
+    first, refuses them."""
+    try:
+        return orjson.dumps(value).decode("utf-8")
+    except TypeError:  # orjson.JSONEncodeError is a TypeError
+        return json.dumps(value)
 
 
 def _sqlite_engine(url: str, **kwargs: object) -> AsyncEngine:
@@ -89,7 +103,8 @@ def _sqlite_engine(url: str, **kwargs: object) -> AsyncEngine:
     DDL is transactional, and writers can ask for ``BEGIN IMMEDIATE`` (see :func:`for_writing`)
     so two processes on one file queue for the write lock instead of failing on upgrade."""
     busy_ms = sqlite_busy_timeout_ms()
-    engine = create_async_engine(url, connect_args={"timeout": busy_ms / 1000}, **kwargs)
+    engine = create_async_engine(url, connect_args={"timeout": busy_ms / 1000},
+                                 json_serializer=stored_json, **kwargs)
 
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection, _record) -> None:

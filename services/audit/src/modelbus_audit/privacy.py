@@ -77,18 +77,34 @@ def protect(record: AuditRecord, policy: PrivacyPolicy) -> AuditRecord:
 
 
 def _walk(value: Any, policy: PrivacyPolicy, key: str | None) -> Any:
+    """A copy of ``value`` (found under ``key``) with its text protected. Scalars are handled
+    in the loops, not by a call each: most of an event's values are ids, numbers and flags."""
     if isinstance(value, dict):
-        if key in FREE_FORM_KEYS:
-            return {k: policy.free_text(v) if isinstance(v, str) else _walk(v, policy, k)
-                    for k, v in value.items()}
-        return {k: _walk(v, policy, k) for k, v in value.items()}
+        free_form = key in FREE_FORM_KEYS
+        out = {}
+        for k, v in value.items():
+            if isinstance(v, str):
+                out[k] = (policy.free_text(v) if free_form or k in FREE_TEXT_KEYS
+                          else policy.prompt_text(v) if k in TEXT_KEYS else v)
+            elif isinstance(v, dict | list):
+                out[k] = _walk(v, policy, k)
+            else:
+                out[k] = v
+        return out
     if isinstance(value, list):
-        return [_walk(item, policy, key) for item in value]
+        return [_text(item, policy, key) if isinstance(item, str)
+                else _walk(item, policy, key) if isinstance(item, dict | list) else item
+                for item in value]
     if isinstance(value, str):
-        if key in TEXT_KEYS:
-            return policy.prompt_text(value)
-        if key in FREE_TEXT_KEYS:
-            return policy.free_text(value)
+        return _text(value, policy, key)
+    return value
+
+
+def _text(value: str, policy: PrivacyPolicy, key: str | None) -> str:
+    if key in TEXT_KEYS:
+        return policy.prompt_text(value)
+    if key in FREE_TEXT_KEYS:
+        return policy.free_text(value)
     return value
 
 

@@ -109,7 +109,7 @@ class AuditRecord:
 
     def to_row(self) -> dict[str, Any]:
         """Column values (shallow: the payload is shared, not deep-copied as ``asdict`` would)."""
-        row = {f.name: getattr(self, f.name) for f in fields(self)}
+        row = {name: getattr(self, name) for name in _FIELD_NAMES}
         row["headers"] = [list(pair) for pair in self.headers]
         return row
 
@@ -136,6 +136,9 @@ class AuditRecord:
                 return _fallback("<unreadable>", 0, -1, None, None)
 
 
+_FIELD_NAMES = tuple(f.name for f in fields(AuditRecord))
+
+
 def _build(topic, partition, offset, key, value, headers, timestamp_ms, ring) -> AuditRecord:
     topic = s.decode_bytes(topic, 249) or "<no-topic>"
     partition = s.int_or_none(partition) or 0
@@ -146,8 +149,10 @@ def _build(topic, partition, offset, key, value, headers, timestamp_ms, ring) ->
     payload = s.parse_json_object(body) if body else None
     # no secret-like string is ever written: payload, excerpt and headers are masked, and
     # the row records what kinds were (identity and hashes are taken from the raw record)
-    payload, masked = s.mask_tree(payload)
-    kept_headers, masked = s.mask_tree(kept_headers, masked)
+    masked = None  # a body no secret trigger occurs in is not walked (the walk changes nothing)
+    if payload is not None and s.json_may_hold_secret(body):
+        payload, masked = s.mask_tree(payload)
+    kept_headers, masked = s.mask_strings(kept_headers, masked)
     excerpt, masked = s.mask_tree(s.excerpt(body) if body and payload is None else None,
                                   masked)
     if masked:
