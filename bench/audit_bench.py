@@ -11,6 +11,7 @@ verify of the live store across the dropped days, ``verify --archive``, and a te
 over archive and live store (DuckDB).
 
     uv run python bench/audit_bench.py [--events 1000000] [--batch 500] [--only sqlite]
+                                       [--ingest-only]
 
 No broker: this measures the store side of the consumer. PostgreSQL is ``DATABASE_URL``'s
 server (else 127.0.0.1:5432 as ``postgres``) in a fresh database dropped afterwards; SQLite is
@@ -223,7 +224,7 @@ async def export_run(store: AuditStore, filters: Filters, limit: int | None) -> 
 
 
 async def measure(url: str, name: str, events: int, batch: int, policy: PrivacyPolicy,
-                  day_rows: int = 100_000) -> None:
+                  day_rows: int = 100_000, ingest_only: bool = False) -> None:
     store = await AuditStore.open(url, ring=RING)
     try:
         filled = await fill(store, events, batch, policy)
@@ -231,6 +232,8 @@ async def measure(url: str, name: str, events: int, batch: int, policy: PrivacyP
         print(f"  ingestion            {filled['rate']:10.0f} events/s wall, "
               f"{filled['per_cpu_s']:.0f} per CPU-second of this process "
               f"(load average {os.getloadavg()[0]:.1f})")
+        if ingest_only:
+            return
         rng = random.Random(3)
         sample = filled["sample"]
         print("  lineage lookup       " + await latency(
@@ -380,6 +383,7 @@ async def main() -> None:
     parser.add_argument("--batch", type=int, default=500)
     parser.add_argument("--mode", default="redact", choices=("full", "redact", "hashes"))
     parser.add_argument("--only", choices=("postgresql", "sqlite"), default=None)
+    parser.add_argument("--ingest-only", action="store_true", help="stop after the fill")
     parser.add_argument("--day-rows", type=int, default=100_000,
                         help="rows of the day removed by DELETE and by DROP (PostgreSQL)")
     args = parser.parse_args()
@@ -389,11 +393,11 @@ async def main() -> None:
     if args.only != "sqlite":
         with temporary_postgres_database("modelbus_audit_bench") as pg_url:
             await measure(pg_url, "postgresql", args.events, args.batch, policy,
-                          args.day_rows)
+                          args.day_rows, args.ingest_only)
     if args.only != "postgresql":
         with tempfile.TemporaryDirectory() as folder:
             await measure(f"sqlite+aiosqlite:///{folder}/audit.db", "sqlite", args.events,
-                          args.batch, policy)
+                          args.batch, policy, ingest_only=args.ingest_only)
 
 
 if __name__ == "__main__":
